@@ -1,0 +1,156 @@
+/** Approval records: opened by the workflow, decided by people (API, Slack) or by the workflow's deadline. */
+import { ApplicationFailure } from '@temporalio/common';
+import type { Db } from '../../lib/prisma';
+import type { StepOutput } from '../../shared/plan';
+import type { ApprovalRef, OpenApprovalInput, RecordDecisionInput, RecordDecisionResult } from '../types';
+import { loadArtifact, saveArtifact } from './artifacts';
+import { appendEvents, json, type DbTx } from './events';
+
+/** What a person sees for a step: the concrete action, not the plan's shorthand. */
+async function describeProposal(db: DbTx, input: OpenApprovalInput) {
+  const draft = input.inputs.draft as StepOutput | undefined;
+  if (input.tool === 'email.send' && draft?.ref) {
+    const artifact = await loadArtifact(db, draft.ref);
+    const meta = artifact.metadata as { subject?: string };
+    const to = String(input.inputs.to);
+    return {
+      summary: `Send an email to ${to}: "${meta.subject ?? artifact.title}"`,
+      proposed: { to, subject: meta.subject ?? artifact.title, body: artifact.content, artifactId: artifact.id },
+    };
+  }
+  return { summary: `${input.title} (${input.tool})`, proposed: input.inputs };
+}
+
+export function createApprovalActivities(prisma: Db) {
+  return {
+    /** Creates the approval (idempotent on its id) and marks the step and goal as waiting. */
+    async openApproval(input: OpenApprovalInput): Promise<void> {
+      await prisma.$transaction(async (tx) => {
+        const existing = await tx.approval.findUnique({ where: { id: input.approvalId } });
+        if (existing) return;
+        const { summary, proposed } = await describeProposal(tx, input);
+        const createdAt = new Date();
+        await tx.approval.create({
+          data: {
+            id: input.approvalId,
+            goalId: input.goalId,
+            stepId: input.stepId,
+            title: input.title,
+            summary,
+            rationale: input.rationale,
+            proposed: json(proposed),
+            status: 'pending',
+            createdAt,
+            expiresAt: new Date(createdAt.getTime() + input.timeoutMs),
+          },
+        });
+        await tx.step.updateMany({
+          where: { goalId: input.goalId, planVersion: input.planVersion, stepId: input.stepId },
+          data: { status: 'awaiting_approval' },
+        });
+        await tx.goal.update({ where: { id: input.goalId }, data: { status: 'awaiting_approval', updatedAt: createdAt } });
+        await appendEvents(tx, [
+          {
+            goalId: input.goalId,
+            type: 'approval.requested',
+            actor: 'keel',
+            data: { approvalId: input.approvalId, stepId: input.stepId, summary, timeoutMs: input.timeoutMs },
+          },
+        ]);
+      });
+    },
+
+    /**
+     * Records a decision. The API may already have recorded the same decision
+     * (it writes before signalling), so an identical one is accepted as is;
+     * edits become a new, human-edited version of the proposed artifact.
+     */
+    async recordDecision(input: RecordDecisionInput): Promise<RecordDecisionResult> {
+      return prisma.$transaction(async (tx) => {
+        const approval = await tx.approval.findUnique({ where: { id: input.approvalId } });
+        if (!approval) throw ApplicationFailure.nonRetryable(`approval ${input.approvalId} does not exist`, 'NotFound');
+        const status = input.decision === 'approve' ? 'approved' : 'rejected';
+        if (approval.status === 'pending') {
+          await tx.approval.update({
+            where: { id: approval.id },
+            data: {
+              status,
+              decision: input.decision,
+              edits: input.edits ? json(input.edits) : undefined,
+              comment: input.comment ?? null,
+              actor: input.actor,
+              decidedAt: new Date(),
+            },
+          });
+        } else if (approval.status !== status) {
+          throw ApplicationFailure.nonRetryable(
+            `approval ${approval.id} is already ${approval.status}; cannot record ${status}`,
+            'PolicyViolation',
+          );
+        }
+        const edits = (approval.edits ?? input.edits) as Record<string, unknown> | undefined | null;
+        const proposed = approval.proposed as { artifactId?: string };
+        let editedRef: string | undefined;
+        if (status === 'approved' && edits && proposed.artifactId) {
+          const original = await loadArtifact(tx, proposed.artifactId);
+          const meta = original.metadata as Record<string, unknown>;
+          editedRef = await saveArtifact(
+            tx,
+            {
+              goalId: original.goalId,
+              stepId: original.stepId,
+              kind: original.kind,
+              title: typeof edits.subject === 'string' ? edits.subject : original.title,
+              content: typeof edits.body === 'string' ? edits.body : original.content,
+              metadata: { ...meta, ...(typeof edits.subject === 'string' ? { subject: edits.subject } : {}), editedBy: input.actor },
+              previousId: original.id,
+              version: original.version + 1,
+              humanEdited: true,
+            },
+            `${approval.id}:edited`,
+          );
+        }
+        if (approval.status === 'pending' || !(await hasDecisionEvent(tx, approval.id))) {
+          await appendEvents(tx, [
+            {
+              goalId: approval.goalId,
+              type: `approval.${status}`,
+              actor: input.actor,
+              data: { approvalId: approval.id, stepId: approval.stepId, comment: input.comment, edited: Boolean(editedRef), editedRef },
+            },
+          ]);
+        }
+        return { status, editedRef };
+      });
+    },
+
+    /** The first deadline passed: flag the approval and tell the operator again. */
+    async escalateApproval(input: ApprovalRef): Promise<void> {
+      await prisma.$transaction(async (tx) => {
+        const updated = await tx.approval.updateMany({ where: { id: input.approvalId, status: 'pending', escalated: false }, data: { escalated: true } });
+        if (updated.count > 0) {
+          await appendEvents(tx, [{ goalId: input.goalId, type: 'approval.escalated', actor: 'keel', data: { approvalId: input.approvalId } }]);
+        }
+      });
+    },
+
+    /** The last deadline passed, or the goal stopped waiting: the approval can no longer be decided. */
+    async expireApproval(input: ApprovalRef): Promise<void> {
+      const status = input.status ?? 'expired';
+      await prisma.$transaction(async (tx) => {
+        const updated = await tx.approval.updateMany({ where: { id: input.approvalId, status: 'pending' }, data: { status, decidedAt: new Date() } });
+        if (updated.count > 0) {
+          await appendEvents(tx, [{ goalId: input.goalId, type: `approval.${status}`, actor: 'keel', data: { approvalId: input.approvalId } }]);
+        }
+      });
+    },
+  };
+}
+
+async function hasDecisionEvent(tx: DbTx, approvalId: string): Promise<boolean> {
+  const found = await tx.event.findFirst({
+    where: { type: { in: ['approval.approved', 'approval.rejected'] }, data: { path: ['approvalId'], equals: approvalId } },
+    select: { seq: true },
+  });
+  return found !== null;
+}

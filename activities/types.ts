@@ -1,0 +1,106 @@
+/** Inputs and outputs of Keel's activities: plain JSON, one object parameter each. */
+import type { PlanStep, ProposedPlan, StepOutput, StepResult, StepStatus } from '../shared/plan';
+import type { GoalStatus } from '../workflows/types';
+
+export interface PlanGoalInput {
+  goalId: string;
+  title: string;
+  description?: string;
+  kind: string;
+  input: Record<string, unknown>;
+  planVersion: number;
+  /** Problems with the previous proposal, for a replan. */
+  feedback: string[];
+}
+
+export interface PlannedStep extends PlanStep {
+  requiresApproval: boolean;
+}
+
+export interface StartPlanInput {
+  goalId: string;
+  planVersion: number;
+  plan: ProposedPlan;
+  steps: PlannedStep[];
+  planChurn: number;
+}
+
+export interface PlanRejectedInput {
+  goalId: string;
+  planVersion: number;
+  plan: ProposedPlan;
+  problems: string[];
+}
+
+export interface GoalTransitionInput {
+  goalId: string;
+  status: GoalStatus;
+  event: { type: string; data?: Record<string, unknown>; actor?: string };
+  cost?: { usd: number; inputTokens: number; outputTokens: number };
+  planChurn?: number;
+  outcome?: StepOutput;
+  error?: string;
+  finished?: boolean;
+}
+
+export interface MarkStepInput {
+  goalId: string;
+  planVersion: number;
+  stepId: string;
+  status: StepStatus;
+  error?: string;
+  eventType: string;
+}
+
+/** What every step activity receives; step references already resolved to outputs. */
+export interface StepActivityInput {
+  goalId: string;
+  workflowId: string;
+  planVersion: number;
+  stepId: string;
+  tool: string;
+  inputs: Record<string, unknown>;
+}
+
+export interface OpenApprovalInput {
+  approvalId: string;
+  goalId: string;
+  planVersion: number;
+  stepId: string;
+  tool: string;
+  title: string;
+  rationale: string;
+  inputs: Record<string, unknown>;
+  timeoutMs: number;
+}
+
+export interface RecordDecisionInput {
+  approvalId: string;
+  decision: 'approve' | 'reject';
+  edits?: Record<string, unknown>;
+  comment?: string;
+  actor: string;
+}
+
+export interface RecordDecisionResult {
+  status: 'approved' | 'rejected';
+  /** The human-edited artifact version, when the decision carried edits. */
+  editedRef?: string;
+}
+
+export interface ApprovalRef {
+  approvalId: string;
+  goalId: string;
+  /** For expireApproval: `cancelled` when the goal stopped waiting, else `expired`. */
+  status?: 'expired' | 'cancelled';
+}
+
+export interface CompensationInput {
+  goalId: string;
+  planVersion: number;
+  stepId: string;
+  output: StepOutput;
+  reason: string;
+}
+
+export type { StepResult, ProposedPlan };

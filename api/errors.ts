@@ -1,0 +1,59 @@
+/** JSON errors with the right status: `{error: {code, message}}`. */
+import type { ErrorRequestHandler, RequestHandler } from 'express';
+import type { z } from 'zod';
+
+export class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+    readonly details?: unknown,
+  ) {
+    super(message);
+  }
+}
+
+export const badRequest = (message: string, details?: unknown) => new HttpError(400, 'bad_request', message, details);
+export const notFound = (what: string) => new HttpError(404, 'not_found', `${what} does not exist`);
+export const conflict = (message: string) => new HttpError(409, 'conflict', message);
+export const unavailable = (message: string) => new HttpError(503, 'unavailable', message);
+
+/** Parses a body or query with zod; a 400 names every bad field. */
+export function parse<T extends z.ZodTypeAny>(schema: T, value: unknown, where: 'body' | 'query' = 'body'): z.infer<T> {
+  const result = schema.safeParse(value ?? {});
+  if (result.success) return result.data;
+  const fields = result.error.issues.map((i) => ({
+    field: i.path.length ? i.path.join('.') : where,
+    message: i.message,
+  }));
+  throw new HttpError(400, 'bad_request', fields.map((f) => `${f.field}: ${f.message}`).join('; '), { fields });
+}
+
+/** Express 5 forwards rejected promises to the error handler; this only types the handler. */
+export const route =
+  (fn: (...args: Parameters<RequestHandler>) => Promise<unknown>): RequestHandler =>
+  (req, res, next) =>
+    fn(req, res, next).catch(next);
+
+export const errorHandler: ErrorRequestHandler = (err, _req, res, _next) => {
+  if (err instanceof HttpError) {
+    res.status(err.status).json({ error: { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) } });
+    return;
+  }
+  const e = err as { type?: string; status?: number; message?: string; limit?: number };
+  // body-parser's own errors carry a type and a status.
+  if (e.type === 'entity.too.large') {
+    res.status(413).json({ error: { code: 'payload_too_large', message: `request body is larger than the ${e.limit} byte limit` } });
+    return;
+  }
+  if (e.type === 'entity.parse.failed') {
+    res.status(400).json({ error: { code: 'bad_request', message: `body is not valid JSON: ${e.message}` } });
+    return;
+  }
+  if (e.status && e.status >= 400 && e.status < 500) {
+    res.status(e.status).json({ error: { code: 'bad_request', message: e.message ?? 'bad request' } });
+    return;
+  }
+  console.error('[api] unhandled error', err);
+  res.status(500).json({ error: { code: 'internal', message: 'internal error' } });
+};

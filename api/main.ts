@@ -1,0 +1,59 @@
+/** `npm run api`: the Express API against what the environment names. */
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { Client, Connection } from '@temporalio/client';
+import { loadConfig, type Config } from '../lib/config';
+import { createPrisma } from '../lib/prisma';
+import { createApp } from './app';
+
+/** Without KEEL_API_KEY, a key is made once and kept in .keel/api-key so restarts keep it. */
+function apiKey(config: Config): { key: string; from: string } {
+  if (config.KEEL_API_KEY) return { key: config.KEEL_API_KEY, from: 'KEEL_API_KEY' };
+  const file = path.resolve('.keel', 'api-key');
+  if (existsSync(file)) return { key: readFileSync(file, 'utf8').trim(), from: file };
+  mkdirSync(path.dirname(file), { recursive: true });
+  const key = randomBytes(24).toString('base64url');
+  writeFileSync(file, `${key}\n`, { mode: 0o600 });
+  return { key, from: `${file} (generated)` };
+}
+
+async function run() {
+  const config = loadConfig();
+  const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
+  const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
+  const prisma = createPrisma(config.DATABASE_URL);
+  const key = apiKey(config);
+  const app = createApp({
+    client,
+    prisma,
+    apiKey: key.key,
+    taskQueue: config.KEEL_TASK_QUEUE,
+    bodyLimit: config.KEEL_BODY_LIMIT,
+    defaultBudgetUsd: config.KEEL_DEFAULT_BUDGET_USD,
+    actor: 'operator:api',
+    goalSettings: {
+      approvalTimeoutMs: config.KEEL_APPROVAL_TIMEOUT_MS,
+      escalationTimeoutMs: config.KEEL_ESCALATION_TIMEOUT_MS,
+      connectorHeartbeatMs: config.KEEL_CONNECTOR_HEARTBEAT_MS,
+      maxReplans: config.KEEL_MAX_REPLANS,
+    },
+  });
+  const server = app.listen(config.PORT, () => {
+    const address = server.address();
+    const port = typeof address === 'object' && address ? address.port : config.PORT;
+    console.log(`[api] listening on http://127.0.0.1:${port} (API key from ${key.from})`);
+  });
+  const stop = () => {
+    server.close(() => {
+      void Promise.all([prisma.$disconnect(), connection.close()]).finally(() => process.exit(0));
+    });
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
+
+run().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,49 @@
+import { z } from 'zod';
+
+const durationMs = (def: number) => z.coerce.number().int().positive().default(def);
+
+/** Everything Keel reads from the environment, parsed once at start-up. */
+export const configSchema = z.object({
+  DATABASE_URL: z.string().url().default('postgresql://postgres@127.0.0.1:5432/keel'),
+  TEMPORAL_ADDRESS: z.string().default('127.0.0.1:7233'),
+  TEMPORAL_NAMESPACE: z.string().default('default'),
+  KEEL_TASK_QUEUE: z.string().min(1).default('keel'),
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  KEEL_API_KEY: z.string().optional(),
+  KEEL_BODY_LIMIT: z.string().default('256kb'),
+  SMTP_URL: z.string().optional(),
+  KEEL_SMTP_FROM: z.string().default('Keel <keel@localhost>'),
+  KEEL_OUTBOX_DIR: z.string().default('.keel/outbox'),
+  KEEL_APPROVAL_TIMEOUT_MS: durationMs(24 * 60 * 60 * 1000),
+  KEEL_ESCALATION_TIMEOUT_MS: durationMs(24 * 60 * 60 * 1000),
+  KEEL_CONNECTOR_HEARTBEAT_MS: durationMs(30_000),
+  KEEL_MAX_REPLANS: z.coerce.number().int().min(0).max(10).default(2),
+  KEEL_DEFAULT_BUDGET_USD: z.coerce.number().positive().default(5),
+  KEEL_FAULTS: z.string().optional(),
+  KEEL_OPERATOR_NAME: z.string().default('The Keel operator'),
+  KEEL_WORKFLOW_BUNDLE: z.string().optional(),
+  QDRANT_URL: z.string().optional(),
+  QDRANT_API_KEY: z.string().optional(),
+  OPENAI_API_KEY: z.string().optional(),
+  OPENAI_BASE_URL: z.string().optional(),
+  KEEL_MODEL_SMALL: z.string().default('gpt-4o-mini'),
+  KEEL_MODEL_LARGE: z.string().default('gpt-4o'),
+  KEEL_EMBED_MODEL: z.string().default('text-embedding-3-small'),
+  SLACK_BOT_TOKEN: z.string().optional(),
+  SLACK_SIGNING_SECRET: z.string().optional(),
+  SLACK_CHANNEL: z.string().optional(),
+  SLACK_APPROVERS: z.string().optional(),
+  SLACK_API_URL: z.string().default('https://slack.com/api'),
+});
+
+export type Config = z.infer<typeof configSchema>;
+
+/** Parses the environment; throws one error naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const parsed = configSchema.safeParse(env);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
+    throw new Error(`Invalid configuration: ${problems}`);
+  }
+  return parsed.data;
+}

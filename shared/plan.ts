@@ -1,0 +1,61 @@
+/**
+ * The plan schema shared by the planner activity, the workflow and the API.
+ * Plain JSON only: it crosses the workflow sandbox boundary.
+ */
+
+/** A step input: a literal, or the output of an earlier step. */
+export type StepInputValue = string | number | boolean | null | { fromStep: string };
+
+export interface PlanStep {
+  id: string;
+  tool: string;
+  title: string;
+  rationale: string;
+  inputs: Record<string, StepInputValue>;
+  dependsOn: string[];
+}
+
+export interface ProposedPlan {
+  steps: PlanStep[];
+  rationale: string;
+  /** Who produced the plan, e.g. `offline-planner` or a model name. */
+  generatedBy: string;
+  model: string;
+  promptHash: string;
+  costUsd: number;
+  inputTokens: number;
+  outputTokens: number;
+}
+
+export type StepStatus =
+  | 'pending'
+  | 'awaiting_approval'
+  | 'running'
+  | 'completed'
+  | 'failed'
+  | 'skipped'
+  | 'compensated'
+  | 'cancelled';
+
+/** What a step activity hands back: small JSON; large texts travel as artifact ids. */
+export interface StepOutput {
+  /** Artifact id holding the full text, when the step produced one. */
+  ref?: string;
+  /** At most a few hundred characters, for people reading state. */
+  preview?: string;
+  [key: string]: unknown;
+}
+
+export interface StepResult {
+  output: StepOutput;
+  costUsd: number;
+  inputTokens: number;
+  outputTokens: number;
+  model?: string;
+  promptHash?: string;
+  memoryIds?: string[];
+}
+
+export function isStepRef(v: StepInputValue): v is { fromStep: string } {
+  return typeof v === 'object' && v !== null && typeof (v as { fromStep?: unknown }).fromStep === 'string';
+}

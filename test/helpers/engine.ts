@@ -1,0 +1,192 @@
+/**
+ * The whole engine for a test file, with real parts: a Temporal dev server, a
+ * scratch PostgreSQL database, an SMTP server, workers (in this process or as
+ * child processes) and the API over real HTTP.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import path from 'node:path';
+import type { Server } from 'node:http';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Worker } from '@temporalio/worker';
+import { createApp } from '../../api/app';
+import { createEmailConnector } from '../../activities/connectors/email';
+import type { GoalSettings } from '../../workflows/types';
+import { createKeelWorker } from '../../workers/worker';
+import { createTestDatabase, type TestDatabase } from './db';
+import { startSmtpServer, type TestSmtpServer } from './smtp';
+import { startTemporal, workflowBundlePath } from './temporal';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+
+export interface RunningWorker {
+  stop(): Promise<void>;
+}
+
+export interface ChildWorker {
+  process: ChildProcess;
+  output(): string;
+  /** Resolves when the child printed a line containing `text`. */
+  waitForOutput(text: string, timeoutMs?: number): Promise<void>;
+  kill(signal: NodeJS.Signals): Promise<void>;
+}
+
+export interface TestEngine {
+  db: TestDatabase;
+  temporal: TestWorkflowEnvironment;
+  smtp: TestSmtpServer;
+  taskQueue: string;
+  settings: GoalSettings;
+  apiUrl: string;
+  apiKey: string;
+  /** Real HTTP to the API with the bearer key. */
+  http(method: string, route: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: any }>;
+  startWorker(): Promise<RunningWorker>;
+  spawnWorker(env?: Record<string, string>): Promise<ChildWorker>;
+  /** Polls GET /v1/goals/:id until `predicate` holds. */
+  waitForGoal(goalId: string, predicate: (goal: any) => boolean, timeoutMs?: number): Promise<any>;
+  close(): Promise<void>;
+}
+
+export async function startEngine(opts: { settings?: Partial<GoalSettings> } = {}): Promise<TestEngine> {
+  const [db, temporal, smtp] = await Promise.all([createTestDatabase(), startTemporal(), startSmtpServer()]);
+  const taskQueue = `keel-test-${randomBytes(4).toString('hex')}`;
+  const apiKey = randomBytes(16).toString('hex');
+  const settings: GoalSettings = {
+    approvalTimeoutMs: 60_000,
+    escalationTimeoutMs: 60_000,
+    connectorHeartbeatMs: 3_000,
+    maxReplans: 2,
+    ...opts.settings,
+  };
+  const app = createApp({
+    client: temporal.client,
+    prisma: db.prisma,
+    apiKey,
+    taskQueue,
+    goalSettings: settings,
+    defaultBudgetUsd: 5,
+    actor: 'operator:test',
+  });
+  const server: Server = await new Promise((resolve) => {
+    const s = app.listen(0, '127.0.0.1', () => resolve(s));
+  });
+  const apiUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const workers: RunningWorker[] = [];
+  const children: ChildWorker[] = [];
+
+  const engine: TestEngine = {
+    db,
+    temporal,
+    smtp,
+    taskQueue,
+    settings,
+    apiUrl,
+    apiKey,
+    async http(method, route, body, headers = {}) {
+      const res = await fetch(`${apiUrl}${route}`, {
+        method,
+        headers: { authorization: `Bearer ${apiKey}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+        body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+      });
+      const text = await res.text();
+      return { status: res.status, body: text ? JSON.parse(text) : undefined };
+    },
+    async startWorker() {
+      const email = createEmailConnector({ smtpUrl: smtp.url, from: 'Keel <keel@test.local>', outboxDir: path.join(ROOT, '.keel', 'test', 'outbox'), prisma: db.prisma });
+      const worker: Worker = await createKeelWorker({
+        connection: temporal.nativeConnection,
+        namespace: 'default',
+        taskQueue,
+        prisma: db.prisma,
+        email,
+        workflowBundlePath: workflowBundlePath(),
+        operatorName: 'Test Operator',
+      });
+      const running = worker.run();
+      const handle: RunningWorker = {
+        async stop() {
+          if (worker.getState() === 'RUNNING') worker.shutdown();
+          await running;
+          await email.close();
+        },
+      };
+      workers.push(handle);
+      return handle;
+    },
+    async spawnWorker(env = {}) {
+      const child = spawn(process.execPath, ['-r', 'ts-node/register', path.join(ROOT, 'workers', 'main.ts')], {
+        cwd: ROOT,
+        env: {
+          ...process.env,
+          DATABASE_URL: db.url,
+          TEMPORAL_ADDRESS: temporal.address,
+          TEMPORAL_NAMESPACE: 'default',
+          KEEL_TASK_QUEUE: taskQueue,
+          SMTP_URL: smtp.url,
+          KEEL_WORKFLOW_BUNDLE: workflowBundlePath(),
+          KEEL_OPERATOR_NAME: 'Test Operator',
+          ...env,
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      let out = '';
+      const waiters: { text: string; resolve: () => void }[] = [];
+      const onData = (chunk: Buffer) => {
+        out += chunk.toString();
+        for (const w of [...waiters]) {
+          if (out.includes(w.text)) {
+            waiters.splice(waiters.indexOf(w), 1);
+            w.resolve();
+          }
+        }
+      };
+      child.stdout!.on('data', onData);
+      child.stderr!.on('data', onData);
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      const handle: ChildWorker = {
+        process: child,
+        output: () => out,
+        waitForOutput(text, timeoutMs = 30_000) {
+          if (out.includes(text)) return Promise.resolve();
+          return new Promise((resolve, reject) => {
+            const timer = setTimeout(() => reject(new Error(`worker did not print "${text}" in ${timeoutMs} ms; output:\n${out}`)), timeoutMs);
+            waiters.push({ text, resolve: () => (clearTimeout(timer), resolve()) });
+            child.once('exit', (code, signal) => {
+              clearTimeout(timer);
+              if (!out.includes(text)) reject(new Error(`worker exited (${code ?? signal}) before printing "${text}"; output:\n${out}`));
+            });
+          });
+        },
+        async kill(signal) {
+          if (child.exitCode === null && child.signalCode === null) child.kill(signal);
+          await exited;
+        },
+      };
+      children.push(handle);
+      await handle.waitForOutput('[worker] polling');
+      return handle;
+    },
+    async waitForGoal(goalId, predicate, timeoutMs = 60_000) {
+      const deadline = Date.now() + timeoutMs;
+      let last: any;
+      while (Date.now() < deadline) {
+        const res = await engine.http('GET', `/v1/goals/${goalId}`);
+        last = res.body;
+        if (res.status === 200 && predicate(last)) return last;
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      throw new Error(`goal ${goalId} did not reach the expected state in ${timeoutMs} ms; last: ${JSON.stringify(last)}`);
+    },
+    async close() {
+      await Promise.all(children.map((c) => c.kill('SIGKILL')));
+      await Promise.all(workers.map((w) => w.stop().catch(() => undefined)));
+      await new Promise((r) => server.close(r));
+      await smtp.close();
+      await temporal.teardown();
+      await db.drop();
+    },
+  };
+  return engine;
+}

@@ -1,0 +1,19 @@
+/** `npm run worker`: one Keel worker against what the environment names. Stops cleanly on SIGINT/SIGTERM. */
+import { loadConfig } from '../lib/config';
+import { createWorkerFromConfig } from './worker';
+
+async function run() {
+  const config = loadConfig();
+  const { worker, close } = await createWorkerFromConfig(config);
+  console.log(`[worker] polling task queue "${config.KEEL_TASK_QUEUE}" on ${config.TEMPORAL_ADDRESS} (namespace ${config.TEMPORAL_NAMESPACE})`);
+  try {
+    await worker.run();
+  } finally {
+    await close();
+  }
+}
+
+run().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -1,0 +1,3 @@
+/** Every workflow the worker registers; the bundle's entry point. */
+export { goalWorkflow } from './goal';
+export { bareGoalWorkflow } from './bare';

@@ -1,0 +1,47 @@
+/** Named activity-option presets. Every preset bounds its retries and names what not to retry. */
+import type { ActivityOptions, LocalActivityOptions } from '@temporalio/workflow';
+import { ActivityCancellationType } from '@temporalio/workflow';
+
+/** Failures that retrying cannot fix: bad input, policy, a person's no. */
+export const NON_RETRYABLE = [
+  'InvalidInput',
+  'InvalidPlan',
+  'PolicyViolation',
+  'NotFound',
+  'InvalidEmailAddress',
+  'EmailRejected',
+  'ApprovalRejected',
+  'ApprovalExpired',
+];
+
+/** Model calls: slow, rate-limited, malformed output is worth another try. */
+export const modelPreset: ActivityOptions = {
+  startToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 5, nonRetryableErrorTypes: NON_RETRYABLE },
+};
+
+/** Canonical-store writes: quick, idempotent, retried through brief database outages. */
+export const dbPreset: ActivityOptions = {
+  startToCloseTimeout: '30s',
+  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE },
+};
+
+/**
+ * Connectors to the outside: they heartbeat, so a dead worker is noticed after
+ * one heartbeat timeout rather than the whole start-to-close timeout, and a
+ * cancelled send is waited for so the workflow never forgets a side effect in flight.
+ */
+export function connectorPreset(heartbeatMs: number): ActivityOptions {
+  return {
+    startToCloseTimeout: '5 minutes',
+    heartbeatTimeout: heartbeatMs,
+    cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+    retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 20, nonRetryableErrorTypes: NON_RETRYABLE },
+  };
+}
+
+/** Bookkeeping in the canonical store, run as local activities to keep goal latency low. */
+export const bookkeepingPreset: LocalActivityOptions = {
+  startToCloseTimeout: '30s',
+  retry: { initialInterval: '200ms', backoffCoefficient: 2, maximumInterval: '10s', maximumAttempts: 10, nonRetryableErrorTypes: NON_RETRYABLE },
+};

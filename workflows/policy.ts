@@ -1,0 +1,105 @@
+/**
+ * Pure policy rules: which steps need a person, and whether a plan fits the
+ * goal's budget and the tool allow-list. Deterministic; no I/O.
+ */
+import { isStepRef, type PlanStep } from '../shared/plan';
+import { TOOLS, type ToolSpec } from '../shared/tools';
+
+export interface PlanProblem {
+  stepId?: string;
+  code: 'unknown_tool' | 'missing_input' | 'bad_reference' | 'duplicate_step' | 'cycle' | 'over_budget' | 'empty_plan';
+  message: string;
+}
+
+/** A step waits for approval when its effect leaves the building and cannot be taken back. */
+export function requiresApproval(step: Pick<PlanStep, 'tool'>): boolean {
+  const spec = TOOLS[step.tool];
+  return spec === undefined || spec.irreversible || spec.risk === 'external';
+}
+
+export function toolSpec(tool: string): ToolSpec | undefined {
+  return Object.prototype.hasOwnProperty.call(TOOLS, tool) ? TOOLS[tool] : undefined;
+}
+
+export function estimatePlanCost(steps: PlanStep[]): number {
+  return steps.reduce((sum, s) => sum + (toolSpec(s.tool)?.estimatedCostUsd ?? 0), 0);
+}
+
+/**
+ * Checks a proposed plan against the tool registry and the budget.
+ * Returns every problem found, so a replan can be told all of them at once.
+ */
+export function validatePlan(steps: PlanStep[], opts: { budgetUsd: number; spentUsd: number }): PlanProblem[] {
+  const problems: PlanProblem[] = [];
+  if (steps.length === 0) return [{ code: 'empty_plan', message: 'the plan has no steps' }];
+  const ids = new Set<string>();
+  for (const step of steps) {
+    if (ids.has(step.id)) problems.push({ stepId: step.id, code: 'duplicate_step', message: `step id "${step.id}" is used twice` });
+    ids.add(step.id);
+  }
+  for (const step of steps) {
+    const spec = toolSpec(step.tool);
+    if (!spec) {
+      problems.push({ stepId: step.id, code: 'unknown_tool', message: `step "${step.id}" names unknown tool "${step.tool}"` });
+      continue;
+    }
+    for (const name of spec.requiredInputs) {
+      const v = step.inputs[name];
+      if (v === undefined || v === null || v === '') {
+        problems.push({ stepId: step.id, code: 'missing_input', message: `step "${step.id}" (${step.tool}) is missing input "${name}"` });
+      }
+    }
+    for (const name of spec.refInputs) {
+      const v = step.inputs[name];
+      if (v !== undefined && !isStepRef(v)) {
+        problems.push({ stepId: step.id, code: 'bad_reference', message: `step "${step.id}" input "${name}" must reference an earlier step` });
+      }
+    }
+    for (const [name, v] of Object.entries(step.inputs)) {
+      if (!isStepRef(v)) continue;
+      if (!ids.has(v.fromStep)) {
+        problems.push({ stepId: step.id, code: 'bad_reference', message: `step "${step.id}" input "${name}" references unknown step "${v.fromStep}"` });
+      } else if (!step.dependsOn.includes(v.fromStep)) {
+        problems.push({ stepId: step.id, code: 'bad_reference', message: `step "${step.id}" reads "${v.fromStep}" but does not depend on it` });
+      }
+    }
+    for (const dep of step.dependsOn) {
+      if (!ids.has(dep)) problems.push({ stepId: step.id, code: 'bad_reference', message: `step "${step.id}" depends on unknown step "${dep}"` });
+    }
+  }
+  const cycle = findCycle(steps);
+  if (cycle) problems.push({ code: 'cycle', message: `steps depend on each other in a cycle: ${cycle.join(' -> ')}` });
+  const estimate = estimatePlanCost(steps);
+  if (opts.spentUsd + estimate > opts.budgetUsd) {
+    problems.push({
+      code: 'over_budget',
+      message: `plan is estimated at $${estimate.toFixed(4)} with $${opts.spentUsd.toFixed(4)} spent, over the $${opts.budgetUsd.toFixed(4)} budget`,
+    });
+  }
+  return problems;
+}
+
+function findCycle(steps: PlanStep[]): string[] | undefined {
+  const byId: Record<string, PlanStep> = {};
+  for (const s of steps) byId[s.id] = s;
+  const state: Record<string, 'visiting' | 'done'> = {};
+  const path: string[] = [];
+  const visit = (id: string): string[] | undefined => {
+    if (state[id] === 'done' || !byId[id]) return undefined;
+    if (state[id] === 'visiting') return [...path.slice(path.indexOf(id)), id];
+    state[id] = 'visiting';
+    path.push(id);
+    for (const dep of byId[id].dependsOn) {
+      const found = visit(dep);
+      if (found) return found;
+    }
+    path.pop();
+    state[id] = 'done';
+    return undefined;
+  };
+  for (const s of steps) {
+    const found = visit(s.id);
+    if (found) return found;
+  }
+  return undefined;
+}
