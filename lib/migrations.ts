@@ -144,13 +144,17 @@ export async function migrate(databaseUrl: string, opts: MigrationOptions = {}):
         );
       }
       for (const name of plan.missing) {
-        refusals.push(`migration ${name} is applied in the database but has no folder in ${opts.dir ?? DEFAULT_MIGRATIONS_DIR}`);
+        refusals.push(
+          `migration ${name} is applied in the database but has no folder in ${opts.dir ?? DEFAULT_MIGRATIONS_DIR}`,
+        );
       }
       const lastApplied = applied.at(-1)?.name;
       if (lastApplied !== undefined) {
         for (const name of plan.pending) {
           if (name < lastApplied) {
-            refusals.push(`pending migration ${name} sorts before already-applied ${lastApplied}; rename it so it sorts last`);
+            refusals.push(
+              `pending migration ${name} sorts before already-applied ${lastApplied}; rename it so it sorts last`,
+            );
           }
         }
       }
@@ -280,7 +284,9 @@ function comparePlan(
   const appliedNames = new Set(applied.map((a) => a.name));
   return {
     pending: migrations.filter((m) => !appliedNames.has(m.name)).map((m) => m.name),
-    modified: applied.filter((a) => onDisk.has(a.name) && onDisk.get(a.name)?.checksum !== a.checksum).map((a) => a.name),
+    modified: applied
+      .filter((a) => onDisk.has(a.name) && onDisk.get(a.name)?.checksum !== a.checksum)
+      .map((a) => a.name),
     missing: applied.filter((a) => !onDisk.has(a.name)).map((a) => a.name),
   };
 }
@@ -346,7 +352,9 @@ async function ensureMigrationsTable(client: Client): Promise<void> {
 }
 
 async function migrationsTableExists(client: Client): Promise<boolean> {
-  const res = await client.query<{ exists: boolean }>('SELECT to_regclass($1) IS NOT NULL AS exists', [MIGRATIONS_TABLE]);
+  const res = await client.query<{ exists: boolean }>('SELECT to_regclass($1) IS NOT NULL AS exists', [
+    MIGRATIONS_TABLE,
+  ]);
   return res.rows[0]?.exists === true;
 }
 

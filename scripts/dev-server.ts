@@ -8,6 +8,7 @@ import { Connection, isGrpcServiceError } from '@temporalio/client';
 import type { SearchAttributeType } from '@temporalio/common';
 import { encodeSearchAttributeIndexedValueType, type SearchAttributeKey } from '@temporalio/common/lib/search-attributes';
 import { KeelPendingApprovals, KeelStatus } from '../workflows/messages';
+import { forEachLine } from './lines';
 
 type AnySearchAttributeKey = SearchAttributeKey<SearchAttributeType>;
 
@@ -48,6 +49,8 @@ export interface DevServer {
   namespace: string;
   /** Stops the server and waits for it to exit; safe to call more than once. */
   stop(): Promise<void>;
+  /** Settles when the server has exited, through stop() or on its own (a crash the caller should notice). */
+  exited: Promise<void>;
 }
 
 const BANNER = /^(CLI |Server:|UI:|Metrics:|\s*$)/;
@@ -105,7 +108,17 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
       await env.teardown();
       throw err;
     }
-    return { address: env.address, uiUrl, namespace, stop: once(() => env.teardown()) };
+    // The SDK owns this process and reports no crash, so `exited` only settles through stop().
+    let markExited!: () => void;
+    const exited = new Promise<void>((resolve) => (markExited = resolve));
+    const stop = once(async () => {
+      try {
+        await env.teardown();
+      } finally {
+        markExited();
+      }
+    });
+    return { address: env.address, uiUrl, namespace, stop, exited };
   }
 
   const args = [
@@ -160,7 +173,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     await stop();
     throw err;
   }
-  return { address, uiUrl, namespace, stop };
+  return { address, uiUrl, namespace, stop, exited };
 }
 
 /**
@@ -280,21 +293,6 @@ function isListening(host: string, port: number): Promise<boolean> {
 function splitAddress(address: string): [string, number] {
   const i = address.lastIndexOf(':');
   return [address.slice(0, i).replace(/^\[|\]$/g, ''), Number(address.slice(i + 1))];
-}
-
-function forEachLine(stream: NodeJS.ReadableStream | null, onLine: (line: string) => void): void {
-  if (!stream) return;
-  let buffered = '';
-  stream.setEncoding('utf8');
-  stream.on('data', (chunk: string) => {
-    buffered += chunk;
-    const lines = buffered.split(/\r?\n/);
-    buffered = lines.pop() ?? '';
-    lines.forEach(onLine);
-  });
-  stream.on('end', () => {
-    if (buffered) onLine(buffered);
-  });
 }
 
 function once(fn: () => Promise<void>): () => Promise<void> {

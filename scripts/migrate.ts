@@ -36,7 +36,11 @@ async function run(): Promise<void> {
       const s = await status(databaseUrl);
       console.log(`${where}:`);
       for (const a of s.applied) {
-        const note = s.modified.includes(a.name) ? '  (EDITED since applied)' : s.missing.includes(a.name) ? '  (MISSING on disk)' : '';
+        const note = s.modified.includes(a.name)
+          ? '  (EDITED since applied)'
+          : s.missing.includes(a.name)
+            ? '  (MISSING on disk)'
+            : '';
         console.log(`  applied  ${a.name}  ${a.appliedAt.toISOString()}${note}`);
       }
       for (const name of s.pending) console.log(`  pending  ${name}`);

@@ -275,10 +275,9 @@ export async function goalWorkflow(goal: GoalInput): Promise<GoalResult> {
             firstFailure = err;
             stepsScope.cancel();
           }
-          if (stepState.status === 'pending') {
-            stepState.status = 'skipped';
-          } else if (stepState.status !== 'completed') {
-            stepState.status = isCancellation(err) ? 'cancelled' : 'failed';
+          if (stepState.status !== 'completed') {
+            // A step that never started was skipped because something before it failed.
+            stepState.status = stepState.status === 'pending' ? 'skipped' : isCancellation(err) ? 'cancelled' : 'failed';
             stepState.error = errorMessage(err);
             await CancellationScope.nonCancellable(() =>
               book.markStep({

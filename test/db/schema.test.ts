@@ -169,7 +169,11 @@ const REFERENTIAL_ACTIONS: Record<string, string> = {
 };
 
 /** Prisma's default name for an index/constraint: `<table>_<columns>_<suffix>`, cut to fit 63 bytes. */
-function prismaConstraintName(table: string, columns: readonly string[], suffix: '_pkey' | '_key' | '_idx' | '_fkey'): string {
+function prismaConstraintName(
+  table: string,
+  columns: readonly string[],
+  suffix: '_pkey' | '_key' | '_idx' | '_fkey',
+): string {
   const base = suffix === '_pkey' ? table : `${table}_${columns.join('_')}`;
   return base.slice(0, MAX_IDENTIFIER_LENGTH - suffix.length) + suffix;
 }
@@ -179,12 +183,17 @@ function expectedColumnType(model: DMMF.Model, field: DMMF.Field): string {
   if (field.kind !== 'scalar') {
     // Enums would also need the CREATE TYPE and its values compared; add
     // that here when the first enum appears rather than silently passing.
-    throw new Error(`schema test: ${model.name}.${field.name} is a ${field.kind} field; the comparator does not support it yet`);
+    throw new Error(
+      `schema test: ${model.name}.${field.name} is a ${field.kind} field; the comparator does not support it yet`,
+    );
   }
   if (field.nativeType) {
     const [name, args] = field.nativeType;
     const spell = NATIVE_TYPES[name];
-    if (!spell) throw new Error(`schema test: unknown native type @db.${name} on ${model.name}.${field.name}; extend NATIVE_TYPES`);
+    if (!spell)
+      throw new Error(
+        `schema test: unknown native type @db.${name} on ${model.name}.${field.name}; extend NATIVE_TYPES`,
+      );
     base = spell(args);
   } else {
     base = SCALAR_TYPES[field.type];
@@ -196,7 +205,8 @@ function expectedColumnType(model: DMMF.Model, field: DMMF.Field): string {
 function expectedDefault(model: DMMF.Model, field: DMMF.Field): ExpectedDefault | null {
   if (!field.hasDefaultValue || field.default === undefined) return null;
   const d = field.default;
-  if (typeof d === 'object' && !Array.isArray(d)) {
+  // Function defaults are { name, args }; literals are scalars or (for lists) arrays.
+  if (typeof d === 'object' && 'name' in d) {
     switch (d.name) {
       case 'now':
         return { kind: 'now' };
@@ -247,7 +257,8 @@ function expectedSchemaFrom(schemaText: string): ExpectedSchema {
     for (const field of model.fields) {
       if (field.kind !== 'object' || !field.relationFromFields || field.relationFromFields.length === 0) continue;
       const target = models.get(field.type);
-      if (!target) throw new Error(`schema test: relation ${model.name}.${field.name} points at unknown model ${field.type}`);
+      if (!target)
+        throw new Error(`schema test: relation ${model.name}.${field.name} points at unknown model ${field.type}`);
       const fkColumns = field.relationFromFields.map((f) => columnOf(model, f));
       // Prisma's defaults: optional relations SetNull, required ones
       // Restrict on delete; Cascade on update.
@@ -298,6 +309,14 @@ async function withPg<T>(url: string, fn: (client: Client) => Promise<T>): Promi
   }
 }
 
+/** True for constant default expressions (literals, casts, ARRAY[...]); false for anything calling a function. */
+function isLiteralExpression(expression: string): boolean {
+  // Blank out string literals and casts first: neither '...(...)' inside a
+  // string nor a type modifier like ::timestamp(3) is a function call.
+  const bare = expression.replace(/'(?:[^']|'')*'/g, "''").replace(/::[a-z_ ]+(\(\d+(,\d+)?\))?(\[\])*/gi, '');
+  return !/[A-Za-z_]\w*\s*\(/.test(bare) && !/\b(CURRENT_\w+|LOCALTIME\w*|SESSION_USER|USER)\b/i.test(bare);
+}
+
 /** Reads tables, columns, indexes and constraints of the public schema (minus the runner's bookkeeping table). */
 async function readActualSchema(url: string): Promise<ActualSchema> {
   return withPg(url, async (pg) => {
@@ -340,9 +359,9 @@ async function readActualSchema(url: string): Promise<ActualSchema> {
         ownsSequence: row.serial_sequence !== null,
       };
       // Evaluate literal defaults so '{}'::jsonb, ARRAY[]::text[] and 0 can
-      // be compared as values. Never evaluate nextval(): it would consume a
-      // sequence value.
-      if (row.default_expression !== null && !/^nextval\(/i.test(row.default_expression)) {
+      // be compared as values. Only literals: nextval() would consume a
+      // sequence value, and now()-like defaults differ on every read.
+      if (row.default_expression !== null && isLiteralExpression(row.default_expression)) {
         try {
           const evaluated = await pg.query<{ v: unknown }>(`SELECT (${row.default_expression}) AS v`);
           column.defaultValue = evaluated.rows[0]?.v;
@@ -490,14 +509,18 @@ function compareDefault(where: string, expected: ExpectedColumn, actual: ActualC
   if (found === null) return [`${where}: expected DEFAULT ${describeDefault(want)}, found no default`];
   switch (want.kind) {
     case 'now':
-      return /^(CURRENT_TIMESTAMP|now\(\))$/i.test(found) ? [] : [`${where}: expected DEFAULT CURRENT_TIMESTAMP, found ${found}`];
+      return /^(CURRENT_TIMESTAMP|now\(\))$/i.test(found)
+        ? []
+        : [`${where}: expected DEFAULT CURRENT_TIMESTAMP, found ${found}`];
     case 'autoincrement':
       return /^nextval\(/i.test(found) && actual.ownsSequence
         ? []
         : [`${where}: expected an autoincrement (owned sequence) default, found ${found}`];
     case 'dbgenerated': {
       const squash = (s: string): string => s.replace(/\s+/g, '').toLowerCase();
-      return squash(found) === squash(want.expression) ? [] : [`${where}: expected DEFAULT ${want.expression}, found ${found}`];
+      return squash(found) === squash(want.expression)
+        ? []
+        : [`${where}: expected DEFAULT ${want.expression}, found ${found}`];
     }
     case 'value': {
       const wantValue = normaliseDefaultValue(expected.prismaType, want.value);
@@ -538,7 +561,9 @@ function compareSchemas(expected: ExpectedSchema, actual: ActualSchema): string[
       }
       if (found.type !== want.type) diffs.push(`${where}: expected type ${want.type}, found ${found.type}`);
       if (found.notNull !== want.notNull) {
-        diffs.push(`${where}: expected ${want.notNull ? 'NOT NULL' : 'nullable'}, found ${found.notNull ? 'NOT NULL' : 'nullable'}`);
+        diffs.push(
+          `${where}: expected ${want.notNull ? 'NOT NULL' : 'nullable'}, found ${found.notNull ? 'NOT NULL' : 'nullable'}`,
+        );
       }
       diffs.push(...compareDefault(where, want, found));
     }
@@ -570,7 +595,8 @@ function compareSchemas(expected: ExpectedSchema, actual: ActualSchema): string[
     }
   }
   for (const name of actual.indexes.keys()) {
-    if (!expected.indexes.has(name)) diffs.push(`unexpected index ${name}: ${describeIndex(actual.indexes.get(name) as IndexShape)}`);
+    if (!expected.indexes.has(name))
+      diffs.push(`unexpected index ${name}: ${describeIndex(actual.indexes.get(name) as IndexShape)}`);
   }
   for (const name of actual.uniqueConstraints) {
     // A UNIQUE constraint is backed by an index of the same name, already
@@ -596,9 +622,12 @@ function compareSchemas(expected: ExpectedSchema, actual: ActualSchema): string[
   const ownedSequences = new Set<string>();
   for (const [tableName, columns] of actual.tables) {
     for (const [columnName, column] of columns) {
-      const match = column.ownsSequence ? /^nextval\('(?:public\.)?"?([^'"]+)"?'::regclass\)$/.exec(column.defaultExpression ?? '') : null;
+      const match = column.ownsSequence
+        ? /^nextval\('(?:public\.)?"?([^'"]+)"?'::regclass\)$/.exec(column.defaultExpression ?? '')
+        : null;
       if (match?.[1]) ownedSequences.add(match[1]);
-      else if (column.ownsSequence) diffs.push(`${tableName}.${columnName}: owns a sequence but its default does not use it`);
+      else if (column.ownsSequence)
+        diffs.push(`${tableName}.${columnName}: owns a sequence but its default does not use it`);
     }
   }
   for (const name of actual.sequences) if (!ownedSequences.has(name)) diffs.push(`unexpected sequence ${name}`);
@@ -684,7 +713,10 @@ describe('schema.prisma vs the migrated database', () => {
   });
 
   test('the expected side follows schema.prisma (a field added to the schema is reported missing)', async () => {
-    const edited = schemaText.replace(/model InboundEvent \{/, 'model InboundEvent {\n  checkedAt DateTime? @map("checked_at")');
+    const edited = schemaText.replace(
+      /model InboundEvent \{/,
+      'model InboundEvent {\n  checkedAt DateTime? @map("checked_at")',
+    );
     expect(edited).not.toBe(schemaText);
     const diffs = compareSchemas(expectedSchemaFrom(edited), await readActualSchema(db.url));
     expect(diffs).toEqual(['missing column inbound_events.checked_at']);
@@ -726,7 +758,9 @@ describe('rollback', () => {
         expect(types.rows).toEqual([]);
         const triggers = await pg.query(`SELECT tgname FROM pg_trigger WHERE NOT tgisinternal`);
         expect(triggers.rows).toEqual([]);
-        const extensions = await pg.query(`SELECT extname FROM pg_extension WHERE extnamespace = 'public'::regnamespace`);
+        const extensions = await pg.query(
+          `SELECT extname FROM pg_extension WHERE extnamespace = 'public'::regnamespace`,
+        );
         expect(extensions.rows).toEqual([]);
         const records = await pg.query(`SELECT name FROM ${MIGRATIONS_TABLE}`);
         expect(records.rows).toEqual([]);
@@ -754,9 +788,9 @@ describe('events is append-only', () => {
     expect(event.seq).toBeGreaterThan(0n);
 
     // Through Prisma, the way application code would try it.
-    await expect(db.prisma.event.update({ where: { seq: event.seq }, data: { actor: 'someone else' } })).rejects.toThrow(
-      /append-only/,
-    );
+    await expect(
+      db.prisma.event.update({ where: { seq: event.seq }, data: { actor: 'someone else' } }),
+    ).rejects.toThrow(/append-only/);
     await expect(db.prisma.event.deleteMany({})).rejects.toThrow(/append-only/);
 
     // And in plain SQL, including TRUNCATE, which row triggers would not catch.
@@ -765,7 +799,7 @@ describe('events is append-only', () => {
         const op = sql.split(' ')[0];
         await expect(pg.query(sql)).rejects.toMatchObject({
           message: `events is append-only: ${op} is not allowed on table events`,
-          code: '23001',
+          code: 'P0001',
         });
       }
       const rows = await pg.query<{ actor: string }>('SELECT actor FROM events');
@@ -801,8 +835,12 @@ describe('migration runner', () => {
       await migrate(db.url, { dir });
       appendFileSync(path.join(dir, first as string, 'up.sql'), '\n-- a harmless-looking edit\n');
 
-      await expect(migrate(db.url, { dir })).rejects.toThrow(new RegExp(`migration ${first} was edited after it was applied`));
-      await expect(rollback(db.url, { dir })).rejects.toThrow(new RegExp(`migration ${first} was edited after it was applied`));
+      await expect(migrate(db.url, { dir })).rejects.toThrow(
+        new RegExp(`migration ${first} was edited after it was applied`),
+      );
+      await expect(rollback(db.url, { dir })).rejects.toThrow(
+        new RegExp(`migration ${first} was edited after it was applied`),
+      );
       expect((await status(db.url, { dir })).modified).toEqual([first]);
       // Refusing changed nothing.
       expect(compareSchemas(expectedSchemaFrom(schemaText), await readActualSchema(db.url))).toEqual([]);
@@ -834,7 +872,9 @@ describe('migration runner', () => {
       writeFileSync(path.join(dir, '9999_broken', 'up.sql'), 'CREATE TABLE half_done (id int);\nSELECT 1 / 0;');
       writeFileSync(path.join(dir, '9999_broken', 'down.sql'), 'DROP TABLE half_done;');
 
-      await expect(migrate(db.url, { dir })).rejects.toThrow(/Migration 9999_broken failed \(up\.sql\): division by zero/);
+      await expect(migrate(db.url, { dir })).rejects.toThrow(
+        /Migration 9999_broken failed \(up\.sql\): division by zero/,
+      );
       const s = await status(db.url, { dir });
       expect(s.pending).toEqual(['9999_broken']);
       expect(s.applied.map((a) => a.name)).not.toContain('9999_broken');
@@ -866,7 +906,9 @@ describe('migration runner', () => {
       const results = await Promise.all(Array.from({ length: 5 }, () => ensureDatabase(url)));
       expect(results.filter((r) => r.created)).toHaveLength(1);
       expect(await ensureDatabase(url)).toEqual({ created: false });
-      const found = await withPg(TEST_SERVER_URL, (pg) => pg.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]));
+      const found = await withPg(TEST_SERVER_URL, (pg) =>
+        pg.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]),
+      );
       expect(found.rowCount).toBe(1);
     } finally {
       await withPg(TEST_SERVER_URL, (pg) => pg.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));

@@ -187,13 +187,15 @@ ALTER TABLE "approvals" ADD CONSTRAINT "approvals_goal_id_fkey" FOREIGN KEY ("go
 -- here: the log is the audit trail of what Keel did, and a bug (or a person
 -- at a psql prompt) must not be able to rewrite or erase it. Row triggers
 -- cover UPDATE/DELETE; TRUNCATE bypasses row triggers, so it needs its own
--- statement-level trigger.
+-- statement-level trigger. The SQLSTATE is the plain raise_exception
+-- (P0001) on purpose: Prisma's pg adapter translates restrict_violation
+-- (23001) into "Foreign key constraint violated" and drops this message.
 CREATE FUNCTION "keel_events_append_only"() RETURNS trigger
     LANGUAGE plpgsql
 AS $$
 BEGIN
     RAISE EXCEPTION 'events is append-only: % is not allowed on table events', TG_OP
-        USING ERRCODE = 'restrict_violation',
+        USING ERRCODE = 'raise_exception',
               HINT = 'Record a new event instead of changing or removing an existing one.';
 END;
 $$;

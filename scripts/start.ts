@@ -1,0 +1,251 @@
+/**
+ * `npm start`: the whole engine on one machine. Starts Temporal's dev server (unless TEMPORAL_ADDRESS names
+ * another server), migrates the database, runs one worker and the API, and stops them all together:
+ * on Ctrl-C, on SIGTERM, or when either child dies.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Connection } from '@temporalio/client';
+import { loadConfig, type Config } from '../lib/config';
+import { redactUrl } from '../lib/migrations';
+import { ensureSearchAttributes, startDevServer, type DevServer } from './dev-server';
+import { forEachLine } from './lines';
+import { resolveTemporalCli } from './temporal-cli';
+
+const ROOT = path.resolve(__dirname, '..');
+const DATA_DIR = path.join(ROOT, '.keel', 'temporal');
+const TS_NODE = ['-r', 'ts-node/register/transpile-only'];
+/** Long enough for a worker to finish its current activity tasks after SIGTERM. */
+const CHILD_STOP_GRACE_MS = 15_000;
+const API_WAIT_MS = 60_000;
+
+interface Child {
+  name: string;
+  process: ChildProcess;
+  exited: Promise<number>;
+}
+
+const children: Child[] = [];
+let devServer: Promise<DevServer> | undefined;
+let shuttingDown = false;
+
+function say(line: string): void {
+  console.log(`[start] ${line}`);
+}
+
+function launch(name: string, args: string[], env: NodeJS.ProcessEnv): Child {
+  // Own process group: a terminal Ctrl-C reaches only this orchestrator, which then stops the children
+  // before the Temporal server instead of everything dying at once.
+  const proc = spawn(process.execPath, [...TS_NODE, ...args], {
+    cwd: ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
+  });
+  const prefix = `[${name}]`;
+  const write = (out: NodeJS.WriteStream) => (line: string) =>
+    out.write(`${line.startsWith(prefix) ? line : `${prefix} ${line}`}\n`);
+  forEachLine(proc.stdout, write(process.stdout));
+  forEachLine(proc.stderr, write(process.stderr));
+  const exited = new Promise<number>((resolve) => {
+    proc.once('error', (err) => {
+      process.stderr.write(`${prefix} could not start: ${err.message}\n`);
+      resolve(1);
+    });
+    proc.once('exit', (code, signal) => resolve(code ?? (signal ? 1 : 0)));
+  });
+  const child = { name, process: proc, exited };
+  children.push(child);
+  return child;
+}
+
+async function stopChild(child: Child): Promise<void> {
+  if (child.process.exitCode !== null || child.process.signalCode !== null) return;
+  child.process.kill('SIGTERM');
+  const timeout = sleep(CHILD_STOP_GRACE_MS).then(() => 'timeout' as const);
+  if ((await Promise.race([child.exited, timeout])) === 'timeout') {
+    say(`${child.name} did not stop within ${CHILD_STOP_GRACE_MS / 1000} s; killing it`);
+    child.process.kill('SIGKILL');
+    await child.exited;
+  }
+}
+
+async function stopAll(): Promise<void> {
+  await Promise.all(children.map(stopChild));
+  // The server goes last so the worker and the API can finish talking to it.
+  const server = await devServer?.catch(() => undefined);
+  await server?.stop();
+}
+
+async function shutdown(exitCode: number): Promise<never> {
+  if (shuttingDown) {
+    // A second Ctrl-C: the user has stopped waiting.
+    children.forEach((c) => c.process.kill('SIGKILL'));
+    process.exit(exitCode || 130);
+  }
+  shuttingDown = true;
+  say('stopping...');
+  await stopAll();
+  process.exit(exitCode);
+}
+
+function onSignal(signal: NodeJS.Signals): void {
+  say(`${signal} received`);
+  void shutdown(0);
+}
+
+function splitHostPort(address: string): { host: string; port: number } {
+  const i = address.lastIndexOf(':');
+  const port = Number(address.slice(i + 1));
+  if (i < 0 || !Number.isInteger(port)) throw new Error(`TEMPORAL_ADDRESS must be host:port, got ${address}`);
+  return { host: address.slice(0, i), port };
+}
+
+/** Resolves with the /healthz status once the API answers at all (503 still means it is listening). */
+async function waitForApi(port: number): Promise<number | undefined> {
+  const deadline = Date.now() + API_WAIT_MS;
+  while (Date.now() < deadline && !shuttingDown) {
+    try {
+      const res = await fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(5000) });
+      return res.status;
+    } catch {
+      await sleep(300);
+    }
+  }
+  return undefined;
+}
+
+function printBox(lines: string[]): void {
+  const width = Math.max(...lines.map((l) => l.length));
+  const out = [
+    `┌${'─'.repeat(width + 2)}┐`,
+    ...lines.map((l) => `│ ${l.padEnd(width)} │`),
+    `└${'─'.repeat(width + 2)}┘`,
+  ];
+  console.log(out.join('\n'));
+}
+
+function summary(config: Config, temporal: { address: string; uiUrl?: string; external: boolean }, health?: number) {
+  const row = (label: string, value: string) => `${label.padEnd(10)} ${value}`;
+  const apiState = health === undefined ? 'not answering yet' : health === 200 ? 'healthy' : `/healthz ${health}`;
+  return [
+    'Keel is running',
+    '',
+    row(
+      'Temporal',
+      `${temporal.address}, namespace ${config.TEMPORAL_NAMESPACE}` +
+        (temporal.external ? ' (TEMPORAL_ADDRESS)' : `, dev server, data in ${path.relative(ROOT, DATA_DIR)}`),
+    ),
+    row('Web UI', temporal.uiUrl ?? "the server's own Web UI (not started here)"),
+    row('API', `http://127.0.0.1:${config.PORT} (${apiState}), task queue ${config.KEEL_TASK_QUEUE}`),
+    row('API key', config.KEEL_API_KEY ? 'KEEL_API_KEY' : 'in .keel/api-key (set KEEL_API_KEY to choose one)'),
+    row('Database', redactUrl(config.DATABASE_URL)),
+    row('Email', config.SMTP_URL ? `SMTP ${redactUrl(config.SMTP_URL)}` : `outbox ${config.KEEL_OUTBOX_DIR} (no SMTP_URL)`),
+    row('Memory', config.QDRANT_URL ? `Qdrant ${config.QDRANT_URL}` : 'embedded (no QDRANT_URL)'),
+    row(
+      'Models',
+      config.OPENAI_API_KEY
+        ? `${config.OPENAI_BASE_URL ?? 'OpenAI'} (${config.KEEL_MODEL_SMALL}, ${config.KEEL_MODEL_LARGE})`
+        : 'offline provider (no OPENAI_API_KEY)',
+    ),
+    row('Slack', config.SLACK_BOT_TOKEN ? `channel ${config.SLACK_CHANNEL ?? '(SLACK_CHANNEL unset)'}` : 'off'),
+    '',
+    'Ctrl-C stops everything.',
+  ];
+}
+
+async function main(): Promise<void> {
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, onSignal);
+  // If this process dies some other way, the detached children must not outlive it.
+  process.once('exit', () => children.forEach((c) => c.process.kill('SIGTERM')));
+
+  const config = loadConfig();
+  const external = Boolean(process.env.TEMPORAL_ADDRESS);
+  let temporal: { address: string; uiUrl?: string; external: boolean };
+
+  if (external) {
+    say(`using the Temporal server at ${config.TEMPORAL_ADDRESS}`);
+    const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
+    try {
+      const added = await ensureSearchAttributes(connection, config.TEMPORAL_NAMESPACE);
+      if (added.length) say(`registered search attributes ${added.join(', ')}`);
+    } finally {
+      await connection.close();
+    }
+    temporal = { address: config.TEMPORAL_ADDRESS, external: true };
+  } else {
+    const { host, port } = splitHostPort(config.TEMPORAL_ADDRESS);
+    const cli = await resolveTemporalCli({ install: false });
+    say(
+      cli.path
+        ? `starting the Temporal dev server (${cli.path})`
+        : 'starting the Temporal dev server downloaded by the Temporal SDK (no Temporal CLI here)',
+    );
+    devServer = startDevServer({
+      cliPath: cli.path,
+      dataDir: DATA_DIR,
+      ip: host,
+      port,
+      uiPort: port + 1000,
+      namespace: config.TEMPORAL_NAMESPACE,
+      detached: true,
+    });
+    const server = await devServer;
+    temporal = { address: server.address, uiUrl: server.uiUrl, external: false };
+    void server.exited.then(() => {
+      if (shuttingDown) return;
+      console.error('[start] the Temporal dev server exited unexpectedly; stopping everything');
+      void shutdown(1);
+    });
+  }
+  if (shuttingDown) return;
+
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    DATABASE_URL: config.DATABASE_URL,
+    TEMPORAL_ADDRESS: temporal.address,
+    TEMPORAL_NAMESPACE: config.TEMPORAL_NAMESPACE,
+  };
+
+  const migration = launch('migrate', ['scripts/migrate.ts', 'up'], env);
+  const migrated = await migration.exited;
+  children.splice(children.indexOf(migration), 1);
+  if (shuttingDown) return;
+  if (migrated !== 0) {
+    console.error(`[start] migrating ${redactUrl(config.DATABASE_URL)} failed (exit code ${migrated}); is PostgreSQL up?`);
+    await shutdown(1);
+  }
+
+  for (const [name, script] of [
+    ['worker', 'workers/main.ts'],
+    ['api', 'api/main.ts'],
+  ] as const) {
+    const child = launch(name, [script], env);
+    void child.exited.then((code) => {
+      if (shuttingDown) return;
+      console.error(`[start] ${name} exited unexpectedly (exit code ${code}); stopping everything`);
+      void shutdown(code || 1);
+    });
+  }
+
+  const health = config.PORT === 0 ? undefined : await waitForApi(config.PORT);
+  if (shuttingDown) return;
+  printBox(summary(config, temporal, health));
+}
+
+async function run() {
+  try {
+    await main();
+  } catch (err) {
+    // Leave nothing running behind a failed start (a dev server holding port 7233, say).
+    shuttingDown = true;
+    await stopAll();
+    throw err;
+  }
+}
+
+run().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
