@@ -14,13 +14,15 @@ export interface ActivityDeps {
   prisma: Db;
   email: EmailConnector;
   operatorName?: string;
+  /** Proposes plans; the offline planner unless another is given (a model planner, a test's). */
+  planner?: (input: PlanGoalInput) => Promise<ProposedPlan>;
 }
 
 export function createActivities(deps: ActivityDeps) {
   return {
     /** Proposes a plan for a goal. Until the model gateway lands, the offline planner answers. */
     async planGoal(input: PlanGoalInput): Promise<ProposedPlan> {
-      return planOffline(input);
+      return deps.planner ? deps.planner(input) : planOffline(input);
     },
     ...createGoalStateActivities(deps.prisma),
     ...createApprovalActivities(deps.prisma),

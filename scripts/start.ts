@@ -18,7 +18,15 @@ const DATA_DIR = path.join(ROOT, '.keel', 'temporal');
 const TS_NODE = ['-r', 'ts-node/register/transpile-only'];
 /** Long enough for a worker to finish its current activity tasks after SIGTERM. */
 const CHILD_STOP_GRACE_MS = 15_000;
-const API_WAIT_MS = 60_000;
+/** Bundling the workflows takes the worker a few seconds; a cold machine can take much longer. */
+const READY_WAIT_MS = 120_000;
+
+interface TemporalTarget {
+  address: string;
+  /** Only known for the dev server started here. */
+  uiUrl?: string;
+  external: boolean;
+}
 
 interface Child {
   name: string;
@@ -104,7 +112,7 @@ function splitHostPort(address: string): { host: string; port: number } {
 
 /** Resolves with the /healthz status once the API answers at all (503 still means it is listening). */
 async function waitForApi(port: number): Promise<number | undefined> {
-  const deadline = Date.now() + API_WAIT_MS;
+  const deadline = Date.now() + READY_WAIT_MS;
   while (Date.now() < deadline && !shuttingDown) {
     try {
       const res = await fetch(`http://127.0.0.1:${port}/healthz`, { signal: AbortSignal.timeout(5000) });
@@ -114,6 +122,38 @@ async function waitForApi(port: number): Promise<number | undefined> {
     }
   }
   return undefined;
+}
+
+/**
+ * Resolves true once our worker polls the task queue. Temporal keeps listing a stopped worker's poller for
+ * minutes, so only a poller with our child's pid in its identity (the SDK's default `pid@host`) or one seen
+ * after the launch counts.
+ */
+async function waitForWorker(config: Config, address: string, worker: Child, launchedAt: number): Promise<boolean> {
+  const connection = await Connection.connect({ address });
+  try {
+    const deadline = Date.now() + READY_WAIT_MS;
+    while (Date.now() < deadline && !shuttingDown) {
+      try {
+        const { pollers } = await connection.workflowService.describeTaskQueue({
+          namespace: config.TEMPORAL_NAMESPACE,
+          taskQueue: { name: config.KEEL_TASK_QUEUE },
+        });
+        const ours = (pollers ?? []).some(
+          (p) =>
+            p.identity?.startsWith(`${worker.process.pid}@`) ||
+            Number(String(p.lastAccessTime?.seconds ?? 0)) * 1000 >= launchedAt,
+        );
+        if (ours) return true;
+      } catch {
+        // the server may be busy starting the namespace's queues; ask again
+      }
+      await sleep(500);
+    }
+    return false;
+  } finally {
+    await connection.close();
+  }
 }
 
 function printBox(lines: string[]): void {
@@ -126,11 +166,17 @@ function printBox(lines: string[]): void {
   console.log(out.join('\n'));
 }
 
-function summary(config: Config, temporal: { address: string; uiUrl?: string; external: boolean }, health?: number) {
+interface Readiness {
+  apiHealth: number | undefined;
+  workerPolling: boolean;
+}
+
+function summary(config: Config, temporal: TemporalTarget, ready: Readiness) {
   const row = (label: string, value: string) => `${label.padEnd(10)} ${value}`;
+  const health = ready.apiHealth;
   const apiState = health === undefined ? 'not answering yet' : health === 200 ? 'healthy' : `/healthz ${health}`;
   return [
-    'Keel is running',
+    ready.workerPolling && health !== undefined ? 'Keel is running' : 'Keel is starting (see the [worker] and [api] lines)',
     '',
     row(
       'Temporal',
@@ -138,7 +184,8 @@ function summary(config: Config, temporal: { address: string; uiUrl?: string; ex
         (temporal.external ? ' (TEMPORAL_ADDRESS)' : `, dev server, data in ${path.relative(ROOT, DATA_DIR)}`),
     ),
     row('Web UI', temporal.uiUrl ?? "the server's own Web UI (not started here)"),
-    row('API', `http://127.0.0.1:${config.PORT} (${apiState}), task queue ${config.KEEL_TASK_QUEUE}`),
+    row('Worker', `${ready.workerPolling ? 'polling' : 'not polling yet'} task queue ${config.KEEL_TASK_QUEUE}`),
+    row('API', `http://127.0.0.1:${config.PORT} (${apiState})`),
     row('API key', config.KEEL_API_KEY ? 'KEEL_API_KEY' : 'in .keel/api-key (set KEEL_API_KEY to choose one)'),
     row('Database', redactUrl(config.DATABASE_URL)),
     row('Email', config.SMTP_URL ? `SMTP ${redactUrl(config.SMTP_URL)}` : `outbox ${config.KEEL_OUTBOX_DIR} (no SMTP_URL)`),
@@ -162,7 +209,7 @@ async function main(): Promise<void> {
 
   const config = loadConfig();
   const external = Boolean(process.env.TEMPORAL_ADDRESS);
-  let temporal: { address: string; uiUrl?: string; external: boolean };
+  let temporal: TemporalTarget;
 
   if (external) {
     say(`using the Temporal server at ${config.TEMPORAL_ADDRESS}`);
@@ -217,21 +264,26 @@ async function main(): Promise<void> {
     await shutdown(1);
   }
 
-  for (const [name, script] of [
+  const launchedAt = Date.now();
+  const [worker] = [
     ['worker', 'workers/main.ts'],
     ['api', 'api/main.ts'],
-  ] as const) {
+  ].map(([name, script]) => {
     const child = launch(name, [script], env);
     void child.exited.then((code) => {
       if (shuttingDown) return;
       console.error(`[start] ${name} exited unexpectedly (exit code ${code}); stopping everything`);
       void shutdown(code || 1);
     });
-  }
+    return child;
+  });
 
-  const health = config.PORT === 0 ? undefined : await waitForApi(config.PORT);
+  const [apiHealth, workerPolling] = await Promise.all([
+    config.PORT === 0 ? undefined : waitForApi(config.PORT),
+    waitForWorker(config, temporal.address, worker, launchedAt),
+  ]);
   if (shuttingDown) return;
-  printBox(summary(config, temporal, health));
+  printBox(summary(config, temporal, { apiHealth, workerPolling }));
 }
 
 async function run() {

@@ -1,6 +1,6 @@
 /** Builds a Keel worker from its dependencies; used by workers/main.ts, the tests and the benchmark. */
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
-import { createActivities } from '../activities';
+import { createActivities, type ActivityDeps } from '../activities';
 import { createEmailConnector, type EmailConnector } from '../activities/connectors/email';
 import type { Config } from '../lib/config';
 import { parseFaults } from '../lib/faults';
@@ -15,6 +15,7 @@ export interface KeelWorkerDeps {
   /** A prebuilt workflow bundle (tests and the benchmark build it once); otherwise workflows/ is bundled at start. */
   workflowBundlePath?: string;
   operatorName?: string;
+  planner?: ActivityDeps['planner'];
   options?: Partial<WorkerOptions>;
 }
 
@@ -26,7 +27,7 @@ export async function createKeelWorker(deps: KeelWorkerDeps): Promise<Worker> {
     ...(deps.workflowBundlePath
       ? { workflowBundle: { codePath: deps.workflowBundlePath } }
       : { workflowsPath: require.resolve('../workflows') }),
-    activities: createActivities({ prisma: deps.prisma, email: deps.email, operatorName: deps.operatorName }),
+    activities: createActivities({ prisma: deps.prisma, email: deps.email, operatorName: deps.operatorName, planner: deps.planner }),
     ...deps.options,
   });
 }

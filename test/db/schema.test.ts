@@ -850,6 +850,39 @@ describe('migration runner', () => {
     }
   });
 
+  test('an applied migration missing on disk, or a new one sorting before the last applied, is refused', async () => {
+    const dir = copyMigrations();
+    const db = await createTestDatabase({ migrate: false });
+    const addMigration = (name: string, up: string, down: string): void => {
+      mkdirSync(path.join(dir, name));
+      writeFileSync(path.join(dir, name, 'up.sql'), up);
+      writeFileSync(path.join(dir, name, 'down.sql'), down);
+    };
+    try {
+      addMigration('9999_extra', 'CREATE TABLE extra (id int);', 'DROP TABLE extra;');
+      expect((await migrate(db.url, { dir })).applied).toContain('9999_extra');
+
+      // The database is ahead of this code: nothing may be applied on top.
+      rmSync(path.join(dir, '9999_extra'), { recursive: true });
+      await expect(migrate(db.url, { dir })).rejects.toThrow(
+        /migration 9999_extra is applied in the database but has no folder/,
+      );
+      expect((await status(db.url, { dir })).missing).toEqual(['9999_extra']);
+
+      // A migration that sorts before the last applied one would run in a
+      // different order here than on databases migrated step by step.
+      addMigration('9999_extra', 'CREATE TABLE extra (id int);', 'DROP TABLE extra;');
+      addMigration('0000_early', 'CREATE TABLE early (id int);', 'DROP TABLE early;');
+      await expect(migrate(db.url, { dir })).rejects.toThrow(
+        /pending migration 0000_early sorts before already-applied 9999_extra/,
+      );
+      expect((await status(db.url, { dir })).pending).toEqual(['0000_early']);
+    } finally {
+      await db.drop();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test('a migration folder without down.sql is refused before touching the database', async () => {
     const dir = copyMigrations();
     try {

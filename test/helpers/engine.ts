@@ -10,6 +10,7 @@ import path from 'node:path';
 import type { Server } from 'node:http';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
+import type { ActivityDeps } from '../../activities';
 import { createApp } from '../../api/app';
 import { createEmailConnector } from '../../activities/connectors/email';
 import type { GoalSettings } from '../../workflows/types';
@@ -42,7 +43,7 @@ export interface TestEngine {
   apiKey: string;
   /** Real HTTP to the API with the bearer key. */
   http(method: string, route: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: any }>;
-  startWorker(): Promise<RunningWorker>;
+  startWorker(opts?: { planner?: ActivityDeps['planner'] }): Promise<RunningWorker>;
   spawnWorker(env?: Record<string, string>): Promise<ChildWorker>;
   /** Polls GET /v1/goals/:id until `predicate` holds. */
   waitForGoal(goalId: string, predicate: (goal: any) => boolean, timeoutMs?: number): Promise<any>;
@@ -93,7 +94,7 @@ export async function startEngine(opts: { settings?: Partial<GoalSettings> } = {
       const text = await res.text();
       return { status: res.status, body: text ? JSON.parse(text) : undefined };
     },
-    async startWorker() {
+    async startWorker(workerOpts = {}) {
       const email = createEmailConnector({ smtpUrl: smtp.url, from: 'Keel <keel@test.local>', outboxDir: path.join(ROOT, '.keel', 'test', 'outbox'), prisma: db.prisma });
       const worker: Worker = await createKeelWorker({
         connection: temporal.nativeConnection,
@@ -103,6 +104,7 @@ export async function startEngine(opts: { settings?: Partial<GoalSettings> } = {
         email,
         workflowBundlePath: workflowBundlePath(),
         operatorName: 'Test Operator',
+        planner: workerOpts.planner,
       });
       const running = worker.run();
       const handle: RunningWorker = {
