@@ -1,0 +1,69 @@
+/**
+ * `npm run replay:record`: runs one goal of each shape through the whole
+ * engine and writes its Temporal history under test/replay/histories/. Keep
+ * the files once committed: every later version of goalWorkflow must replay
+ * them (test/replay/replay.test.ts), which is what makes a change safe for
+ * goals already in flight. Add new ones; do not re-record old ones.
+ */
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import globalSetup from '../global-setup';
+import { startEngine, type TestEngine } from '../helpers/engine';
+
+const OUT = path.join(__dirname, 'histories');
+
+async function decideFirst(engine: TestEngine, goalId: string, body: Record<string, unknown>) {
+  const waiting = await engine.waitForGoal(goalId, (g) => g.status === 'awaiting_approval');
+  await engine.http('POST', `/v1/approvals/${waiting.approvals[0].approvalId}/decision`, body);
+}
+
+async function run() {
+  await globalSetup();
+  const engine = await startEngine();
+  try {
+    await engine.startWorker();
+    const shapes: { name: string; goal: Record<string, unknown>; act?: (goalId: string) => Promise<void>; final: string }[] = [
+      { name: 'note-completed', goal: { title: 'Summarize the week', kind: 'note', input: { text: 'Invoices went out. Acme paid.' } }, final: 'completed' },
+      {
+        name: 'email-approved-with-edits',
+        goal: { title: 'Email ada@example.com a thank-you note for the referral' },
+        act: (id) => decideFirst(engine, id, { decision: 'approve', edits: { body: 'Thank you, Ada!' } }),
+        final: 'completed',
+      },
+      {
+        name: 'email-rejected',
+        goal: { title: 'Email ken@example.com about the invoice delay' },
+        act: (id) => decideFirst(engine, id, { decision: 'reject', comment: 'wrong tone' }),
+        final: 'failed',
+      },
+      {
+        name: 'email-cancelled',
+        goal: { title: 'Email bob@example.com about the newsletter' },
+        act: async (id) => {
+          await engine.waitForGoal(id, (g) => g.status === 'awaiting_approval');
+          await engine.http('POST', `/v1/goals/${id}/cancel`, { reason: 'not needed' });
+        },
+        final: 'cancelled',
+      },
+      { name: 'over-budget', goal: { title: 'Email cy@example.com a hello', budgetUsd: 0.001 }, final: 'failed' },
+    ];
+    for (const shape of shapes) {
+      const { body } = await engine.http('POST', '/v1/goals', shape.goal);
+      await shape.act?.(body.goalId);
+      await engine.waitForGoal(body.goalId, (g) => g.status === shape.final);
+      const handle = engine.temporal.client.workflow.getHandle(body.workflowId);
+      await handle.result().catch(() => undefined);
+      const history = await handle.fetchHistory();
+      await writeFile(path.join(OUT, `${shape.name}.json`), historyToJSON(history));
+      console.log(`recorded ${shape.name} (${history.events?.length} events)`);
+    }
+  } finally {
+    await engine.close();
+  }
+}
+
+run().catch((err) => {
+  console.error(err);
+  process.exit(1);
+});
