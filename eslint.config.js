@@ -58,7 +58,8 @@ module.exports = defineConfig(
             { group: ['@prisma/*', 'pg/*', '@qdrant/*'], message: sandboxMessage },
             {
               regex: '^(\\.\\.?/)+(activities|lib|generated|api|workers|scripts)(/|$)',
-              message: 'Workflows and shared code may import only workflows/ and shared/ (types from activities via `import type`).',
+              message:
+                'Workflows and shared code may import only workflows/ and shared/ (types from activities via `import type`).',
               allowTypeImports: true,
             },
           ],
@@ -84,7 +85,11 @@ module.exports = defineConfig(
       'no-restricted-properties': [
         'error',
         { object: 'Date', property: 'now', message: 'Read time from workflow state or pass it in the input.' },
-        { object: 'Math', property: 'random', message: 'Use uuid4() from @temporalio/workflow, or pass randomness in.' },
+        {
+          object: 'Math',
+          property: 'random',
+          message: 'Use uuid4() from @temporalio/workflow, or pass randomness in.',
+        },
         { object: 'process', message: sandboxMessage },
       ],
     },

@@ -46,6 +46,8 @@ function bearerAuth(apiKey: string): RequestHandler {
   };
 }
 
+const HEALTH_TIMEOUT_MS = 3000;
+
 async function within<T>(ms: number, p: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   try {
@@ -67,13 +69,17 @@ export function createApp(deps: AppDeps): express.Express {
     '/healthz',
     route(async (_req, res) => {
       const check = async (fn: () => Promise<unknown>) =>
-        within(3000, fn()).then(
+        within(HEALTH_TIMEOUT_MS, fn()).then(
           () => 'up',
           (err: Error) => `down: ${err.message}`,
         );
       const [postgres, temporal] = await Promise.all([
         check(() => prisma.$queryRaw`SELECT 1`),
-        check(() => deps.client.workflowService.getSystemInfo({})),
+        // The deadline ends the gRPC call itself: without it the client's retry interceptor keeps
+        // retrying an unreachable server for ~20 s after `within` has already answered 503.
+        check(() =>
+          deps.client.connection.withDeadline(Date.now() + HEALTH_TIMEOUT_MS, () => deps.client.workflowService.getSystemInfo({})),
+        ),
       ]);
       const ok = postgres === 'up' && temporal === 'up';
       res.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'degraded', postgres, temporal });

@@ -136,7 +136,9 @@ function ensurePrismaClient(done) {
   }
   if (clientExists && recorded === wanted) return;
 
-  say(clientExists ? 'prisma/schema.prisma or Prisma changed: regenerating the client' : 'generating the Prisma client');
+  say(
+    clientExists ? 'prisma/schema.prisma or Prisma changed: regenerating the client' : 'generating the Prisma client',
+  );
   const prismaBin = path.join(ROOT, 'node_modules', '.bin', process.platform === 'win32' ? 'prisma.cmd' : 'prisma');
   if (!fs.existsSync(prismaBin)) throw new SetupError(`${prismaBin} is missing; is prisma in package.json?`);
   run(prismaBin, ['generate'], {
@@ -158,7 +160,9 @@ async function ensureTemporalCli(done) {
   if (cliPath) {
     done.push(`Temporal CLI ${cliPath} (${source})`);
   } else {
-    done.push('no Temporal CLI and no Go: the Temporal SDK will download the CLI when a server starts (needs internet)');
+    done.push(
+      'no Temporal CLI and no Go: the Temporal SDK will download the CLI when a server starts (needs internet)',
+    );
   }
 }
 

@@ -176,7 +176,9 @@ function summary(config: Config, temporal: TemporalTarget, ready: Readiness) {
   const health = ready.apiHealth;
   const apiState = health === undefined ? 'not answering yet' : health === 200 ? 'healthy' : `/healthz ${health}`;
   return [
-    ready.workerPolling && health !== undefined ? 'Keel is running' : 'Keel is starting (see the [worker] and [api] lines)',
+    ready.workerPolling && health !== undefined
+      ? 'Keel is running'
+      : 'Keel is starting (see the [worker] and [api] lines)',
     '',
     row(
       'Temporal',
@@ -188,7 +190,10 @@ function summary(config: Config, temporal: TemporalTarget, ready: Readiness) {
     row('API', `http://127.0.0.1:${config.PORT} (${apiState})`),
     row('API key', config.KEEL_API_KEY ? 'KEEL_API_KEY' : 'in .keel/api-key (set KEEL_API_KEY to choose one)'),
     row('Database', redactUrl(config.DATABASE_URL)),
-    row('Email', config.SMTP_URL ? `SMTP ${redactUrl(config.SMTP_URL)}` : `outbox ${config.KEEL_OUTBOX_DIR} (no SMTP_URL)`),
+    row(
+      'Email',
+      config.SMTP_URL ? `SMTP ${redactUrl(config.SMTP_URL)}` : `outbox ${config.KEEL_OUTBOX_DIR} (no SMTP_URL)`,
+    ),
     row('Memory', config.QDRANT_URL ? `Qdrant ${config.QDRANT_URL}` : 'embedded (no QDRANT_URL)'),
     row(
       'Models',
@@ -260,7 +265,9 @@ async function main(): Promise<void> {
   children.splice(children.indexOf(migration), 1);
   if (shuttingDown) return;
   if (migrated !== 0) {
-    console.error(`[start] migrating ${redactUrl(config.DATABASE_URL)} failed (exit code ${migrated}); is PostgreSQL up?`);
+    console.error(
+      `[start] migrating ${redactUrl(config.DATABASE_URL)} failed (exit code ${migrated}); is PostgreSQL up?`,
+    );
     await shutdown(1);
   }
 

@@ -9,7 +9,8 @@ import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import type { Server as HttpServer } from 'node:http';
-import { Client, Connection } from '@temporalio/client';
+import * as grpc from '@grpc/grpc-js';
+import { Client, Connection, defaultGrpcRetryOptions, makeGrpcRetryInterceptor } from '@temporalio/client';
 import { createApp } from '../../api/app';
 import { createPrisma, type Db } from '../../lib/prisma';
 import { databaseUrlFor } from '../helpers/db';
@@ -26,7 +27,11 @@ afterAll(async () => {
 });
 
 /** HTTP with exactly the headers given (engine.http always adds the key). */
-async function raw(method: string, route: string, opts: { headers?: Record<string, string>; body?: string; base?: string } = {}) {
+async function raw(
+  method: string,
+  route: string,
+  opts: { headers?: Record<string, string>; body?: string; base?: string } = {},
+) {
   const res = await fetch(`${opts.base ?? engine.apiUrl}${route}`, { method, headers: opts.headers, body: opts.body });
   const text = await res.text();
   let body: any;
@@ -41,14 +46,21 @@ async function raw(method: string, route: string, opts: { headers?: Record<strin
 /** The error shape every failure must have: `{error: {code, message}}`. */
 function expectError(res: { status: number; body: any }, status: number, messagePattern?: RegExp) {
   expect(res.status).toBe(status);
-  expect(res.body).toEqual({ error: expect.objectContaining({ code: expect.any(String), message: expect.any(String) }) });
+  expect(res.body).toEqual({
+    error: expect.objectContaining({ code: expect.any(String), message: expect.any(String) }),
+  });
   if (messagePattern) expect(res.body.error.message).toMatch(messagePattern);
 }
 
 /** Rows a rejected request could have written. */
 async function counts() {
   const p = engine.db.prisma;
-  const [goals, events, inbound, approvals] = await Promise.all([p.goal.count(), p.event.count(), p.inboundEvent.count(), p.approval.count()]);
+  const [goals, events, inbound, approvals] = await Promise.all([
+    p.goal.count(),
+    p.event.count(),
+    p.inboundEvent.count(),
+    p.approval.count(),
+  ]);
   return { goals, events, inbound, approvals };
 }
 
@@ -87,7 +99,8 @@ function appWith(over: { prisma?: Db; client?: Client }) {
 /** Workflow executions whose id is exactly goal-<goalId>, as Temporal's visibility store sees them. */
 async function executionsOf(goalId: string) {
   const found = [];
-  for await (const wf of engine.temporal.client.workflow.list({ query: `WorkflowId = "goal-${goalId}"` })) found.push(wf);
+  for await (const wf of engine.temporal.client.workflow.list({ query: `WorkflowId = "goal-${goalId}"` }))
+    found.push(wf);
   return found;
 }
 
@@ -95,7 +108,10 @@ async function executionsOf(goalId: string) {
 async function settle(timeoutMs = 60_000) {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const busy = await engine.db.prisma.goal.findMany({ where: { status: { in: ['planning', 'running'] } }, select: { id: true, status: true } });
+    const busy = await engine.db.prisma.goal.findMany({
+      where: { status: { in: ['planning', 'running'] } },
+      select: { id: true, status: true },
+    });
     if (busy.length === 0) return;
     if (Date.now() > deadline) throw new Error(`goals still busy: ${JSON.stringify(busy)}`);
     await new Promise((r) => setTimeout(r, 200));
@@ -125,7 +141,10 @@ describe('auth', () => {
       expect(res.contentType).toMatch(/application\/json/);
     }
     // A perfectly valid goal without a key is refused before anything is stored.
-    const post = await raw('POST', '/v1/goals', { headers: { 'content-type': 'application/json' }, body: JSON.stringify({ title: 'Sneaky' }) });
+    const post = await raw('POST', '/v1/goals', {
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ title: 'Sneaky' }),
+    });
     expectError(post, 401);
     expect(await counts()).toEqual(before);
   });
@@ -133,7 +152,13 @@ describe('auth', () => {
   test('a wrong key, a key of the right length, and a non-Bearer scheme are all 401', async () => {
     const sameLength = engine.apiKey.replace(/./g, (c) => (c === 'a' ? 'b' : 'a'));
     expect(sameLength).not.toBe(engine.apiKey);
-    for (const authorization of ['Bearer wrong', `Bearer ${sameLength}`, `Bearer ${engine.apiKey}x`, `Basic ${engine.apiKey}`, engine.apiKey]) {
+    for (const authorization of [
+      'Bearer wrong',
+      `Bearer ${sameLength}`,
+      `Bearer ${engine.apiKey}x`,
+      `Basic ${engine.apiKey}`,
+      engine.apiKey,
+    ]) {
       expectError(await raw('GET', '/v1/goals', { headers: { authorization } }), 401);
     }
     // And the right key works, so the 401s above are about the key.
@@ -175,17 +200,45 @@ describe('healthz when a dependency is down', () => {
     }
   });
 
-  test('Temporal unreachable: 503 naming temporal, postgres still up', async () => {
+  test('Temporal unreachable: 503 naming temporal, postgres still up, and the probe does not linger', async () => {
+    // The client's default retry interceptor (as in production) with a spy inside it that sees every
+    // attempt's final gRPC status, so the test can tell when the probe's call has really ended.
+    const attempts: { at: number; code?: grpc.status }[] = [];
+    const spy: grpc.Interceptor = (options, nextCall) =>
+      new grpc.InterceptingCall(nextCall(options), {
+        start(metadata, _listener, next) {
+          const attempt: { at: number; code?: grpc.status } = { at: Date.now() };
+          attempts.push(attempt);
+          next(metadata, { onReceiveStatus: (status, done) => ((attempt.code = status.code), done(status)) });
+        },
+      });
     // lazy: connecting eagerly would throw here instead of inside the health check.
-    const connection = Connection.lazy({ address: `127.0.0.1:${await closedPort()}` });
+    const connection = Connection.lazy({
+      address: `127.0.0.1:${await closedPort()}`,
+      interceptors: [makeGrpcRetryInterceptor(defaultGrpcRetryOptions()), spy],
+    });
     const api = await serve(appWith({ client: new Client({ connection }) }));
     try {
+      const started = Date.now();
       const res = await raw('GET', '/healthz', { base: api.url });
       expect(res.status).toBe(503);
       expect(res.body).toMatchObject({ status: 'degraded', postgres: 'up' });
       expect(res.body.temporal).toMatch(/^down/);
+      expect(Date.now() - started).toBeLessThan(5_000);
+      expect(attempts.length).toBeGreaterThan(0);
+      // The probe's call ends at its deadline instead of retrying in the background for ~20 s
+      // (ten attempts with backoff): some attempt ends DEADLINE_EXCEEDED, which is not retried.
+      const deadline = Date.now() + 10_000;
+      while (!attempts.some((a) => a.code === grpc.status.DEADLINE_EXCEEDED) && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(attempts.map((a) => a.code)).toContain(grpc.status.DEADLINE_EXCEEDED);
+      const count = attempts.length;
+      await new Promise((r) => setTimeout(r, 500));
+      expect(attempts).toHaveLength(count); // and nothing retries after that
     } finally {
       await api.close();
+      // Closing is safe only once no retry is pending: the SDK's retry timer throws into a closed channel.
       await connection.close().catch(() => undefined);
     }
   });
@@ -234,7 +287,11 @@ describe('POST /v1/goals validation', () => {
     expect(res.contentType).toMatch(/application\/json/);
     expect(await counts()).toEqual(before);
     // Just under the limit is accepted: the limit is the limit, not something smaller.
-    const fits = await engine.http('POST', '/v1/goals', { title: 'Big but fine', kind: 'note', input: { text: 'y'.repeat(200 * 1024) } });
+    const fits = await engine.http('POST', '/v1/goals', {
+      title: 'Big but fine',
+      kind: 'note',
+      input: { text: 'y'.repeat(200 * 1024) },
+    });
     expect(fits.status).toBe(202);
     await engine.waitForGoal(fits.body.goalId, (g) => g.status === 'completed');
   });
@@ -289,7 +346,11 @@ describe('GET /v1/goals', () => {
   test('filters by status, honours limit, and returns newest first', async () => {
     const made: string[] = [];
     for (const n of [1, 2]) {
-      const res = await engine.http('POST', '/v1/goals', { title: `List me ${n} ${uniq()}`, kind: 'note', input: { text: `Note ${n}.` } });
+      const res = await engine.http('POST', '/v1/goals', {
+        title: `List me ${n} ${uniq()}`,
+        kind: 'note',
+        input: { text: `Note ${n}.` },
+      });
       expect(res.status).toBe(202);
       made.push(res.body.goalId);
       await engine.waitForGoal(res.body.goalId, (g) => g.status === 'completed');
@@ -298,7 +359,10 @@ describe('GET /v1/goals', () => {
     const waiting = await engine.http('POST', '/v1/goals', { title: `Email lister-${uniq()}@example.com a hello` });
     await pendingApproval(waiting.body.goalId);
 
-    const completedInDb = await engine.db.prisma.goal.findMany({ where: { status: 'completed' }, orderBy: { createdAt: 'desc' } });
+    const completedInDb = await engine.db.prisma.goal.findMany({
+      where: { status: 'completed' },
+      orderBy: { createdAt: 'desc' },
+    });
     const one = await engine.http('GET', '/v1/goals?status=completed&limit=1');
     expect(one.status).toBe(200);
     expect(one.body.goals).toHaveLength(1);
@@ -342,7 +406,10 @@ describe('GET /v1/goals/:id/explain', () => {
     const { body } = await engine.http('POST', '/v1/goals', { title: `Email ${to} a thank-you note` });
     const goalId = body.goalId;
     const approval = await pendingApproval(goalId);
-    const decided = await engine.http('POST', `/v1/approvals/${approval.approvalId}/decision`, { decision: 'approve', comment: 'ship it' });
+    const decided = await engine.http('POST', `/v1/approvals/${approval.approvalId}/decision`, {
+      decision: 'approve',
+      comment: 'ship it',
+    });
     expect(decided).toEqual({ status: 200, body: { approvalId: approval.approvalId, status: 'approved' } });
     const done = await engine.waitForGoal(goalId, (g) => g.status === 'completed');
 
@@ -372,15 +439,27 @@ describe('GET /v1/goals/:id/explain', () => {
     const send = actions.find((a) => a.what.startsWith('email.send'));
     expect(send).toBeDefined();
     expect(send.inputs).toMatchObject({ to });
-    expect(send.approvals).toEqual([expect.objectContaining({ approvalId: approval.approvalId, status: 'approved', decision: 'approve', comment: 'ship it', actor: 'operator:test' })]);
-    expect(send.sideEffects).toEqual([expect.objectContaining({ kind: expect.any(String), status: 'committed', idempotencyKey: `goal-${goalId}:send` })]);
+    expect(send.approvals).toEqual([
+      expect.objectContaining({
+        approvalId: approval.approvalId,
+        status: 'approved',
+        decision: 'approve',
+        comment: 'ship it',
+        actor: 'operator:test',
+      }),
+    ]);
+    expect(send.sideEffects).toEqual([
+      expect.objectContaining({ kind: expect.any(String), status: 'committed', idempotencyKey: `goal-${goalId}:send` }),
+    ]);
     // Only the send needed a person; the other actions list no approvals and no side effects.
     for (const a of actions.filter((x) => x !== send)) {
       expect(a.approvals).toEqual([]);
       expect(a.sideEffects).toEqual([]);
     }
     // The explanation agrees with the database on the side effect.
-    const effect = await engine.db.prisma.sideEffect.findUniqueOrThrow({ where: { idempotencyKey: `goal-${goalId}:send` } });
+    const effect = await engine.db.prisma.sideEffect.findUniqueOrThrow({
+      where: { idempotencyKey: `goal-${goalId}:send` },
+    });
     expect(effect).toMatchObject({ goalId, stepId: 'send', status: 'committed' });
     await engine.smtp.waitFor(1);
     expect(engine.smtp.messages.filter((m) => m.to.includes(to))).toHaveLength(1);
@@ -390,7 +469,12 @@ describe('GET /v1/goals/:id/explain', () => {
 describe('POST /v1/events', () => {
   test('the same source+externalId is stored once; a new externalId is a new event', async () => {
     const ext = `msg-${uniq()}`;
-    const event = { source: 'gmail', type: 'email.received', externalId: ext, payload: { from: 'ada@example.com', subject: 'Hi' } };
+    const event = {
+      source: 'gmail',
+      type: 'email.received',
+      externalId: ext,
+      payload: { from: 'ada@example.com', subject: 'Hi' },
+    };
     const first = await engine.http('POST', '/v1/events', event);
     expect(first).toMatchObject({ status: 201, body: { id: expect.any(String), duplicate: false } });
     const again = await engine.http('POST', '/v1/events', { ...event, payload: { changed: true } });
@@ -415,7 +499,9 @@ describe('POST /v1/events', () => {
     const answers = await Promise.all(Array.from({ length: 5 }, () => engine.http('POST', '/v1/events', event)));
     expect(answers.map((a) => a.status).sort()).toEqual([200, 200, 200, 200, 201]);
     expect(new Set(answers.map((a) => a.body.id)).size).toBe(1);
-    expect(await engine.db.prisma.inboundEvent.count({ where: { source: event.source, externalId: event.externalId } })).toBe(1);
+    expect(
+      await engine.db.prisma.inboundEvent.count({ where: { source: event.source, externalId: event.externalId } }),
+    ).toBe(1);
   });
 
   test('a bad body is a 400 naming the field, and nothing is stored', async () => {
@@ -449,7 +535,10 @@ describe('POST /v1/approvals/:id/decision', () => {
     expectError(await engine.http('POST', url, { decision: 'approve', mood: 'good' }), 400, /mood/);
     // None of that decided anything.
     expect(await counts()).toEqual(before);
-    expect(await engine.db.prisma.approval.findUniqueOrThrow({ where: { id: approval.approvalId } })).toMatchObject({ status: 'pending', decidedAt: null });
+    expect(await engine.db.prisma.approval.findUniqueOrThrow({ where: { id: approval.approvalId } })).toMatchObject({
+      status: 'pending',
+      decidedAt: null,
+    });
 
     const first = await engine.http('POST', url, { decision: 'reject', comment: 'not now' });
     expect(first).toEqual({ status: 200, body: { approvalId: approval.approvalId, status: 'rejected' } });
@@ -457,7 +546,10 @@ describe('POST /v1/approvals/:id/decision', () => {
     expectError(second, 409, /already rejected/);
     expect(second.body.error.code).toBe('conflict');
     // The first decision stands.
-    expect(await engine.db.prisma.approval.findUniqueOrThrow({ where: { id: approval.approvalId } })).toMatchObject({ status: 'rejected', comment: 'not now' });
+    expect(await engine.db.prisma.approval.findUniqueOrThrow({ where: { id: approval.approvalId } })).toMatchObject({
+      status: 'rejected',
+      comment: 'not now',
+    });
     await engine.waitForGoal(body.goalId, (g) => g.status === 'failed');
     expect(engine.smtp.messages.filter((m) => m.to.some((t) => t.startsWith('decider-')))).toHaveLength(0);
   });
@@ -469,10 +561,16 @@ describe('GET /v1/metrics', () => {
     const before = (await engine.http('GET', '/v1/metrics')).body;
 
     // One goal that completes with no person involved, one email a person rejects.
-    const note = await engine.http('POST', '/v1/goals', { title: `Metrics note ${uniq()}`, kind: 'note', input: { text: 'Counted.' } });
+    const note = await engine.http('POST', '/v1/goals', {
+      title: `Metrics note ${uniq()}`,
+      kind: 'note',
+      input: { text: 'Counted.' },
+    });
     const email = await engine.http('POST', '/v1/goals', { title: `Email metrics-${uniq()}@example.com a hello` });
     const approval = await pendingApproval(email.body.goalId);
-    expect((await engine.http('POST', `/v1/approvals/${approval.approvalId}/decision`, { decision: 'reject' })).status).toBe(200);
+    expect(
+      (await engine.http('POST', `/v1/approvals/${approval.approvalId}/decision`, { decision: 'reject' })).status,
+    ).toBe(200);
     const noteDone = await engine.waitForGoal(note.body.goalId, (g) => g.status === 'completed');
     const emailDone = await engine.waitForGoal(email.body.goalId, (g) => g.status === 'failed');
     await settle();
@@ -483,7 +581,14 @@ describe('GET /v1/metrics', () => {
 
     // Goals by status: exactly what the database holds, every status named.
     const grouped = await engine.db.prisma.goal.groupBy({ by: ['status'], _count: { _all: true } });
-    const expected: Record<string, number> = { planning: 0, running: 0, awaiting_approval: 0, completed: 0, failed: 0, cancelled: 0 };
+    const expected: Record<string, number> = {
+      planning: 0,
+      running: 0,
+      awaiting_approval: 0,
+      completed: 0,
+      failed: 0,
+      cancelled: 0,
+    };
     for (const g of grouped) expected[g.status] = g._count._all;
     expect(m.goalsByStatus).toEqual(expected);
     expect(m.goals).toBe(await engine.db.prisma.goal.count());
@@ -492,11 +597,17 @@ describe('GET /v1/metrics', () => {
     expect(m.goalsByStatus.failed - before.goalsByStatus.failed).toBe(1);
 
     // Human intervention: one more decision (the reject); actions grew by the steps these two goals ran.
-    const ran = (g: any) => g.plan.steps.filter((s: any) => s.status === 'completed' || s.status === 'compensated').length;
+    const ran = (g: any) =>
+      g.plan.steps.filter((s: any) => s.status === 'completed' || s.status === 'compensated').length;
     expect(m.humanInterventionRatio.decisions - before.humanInterventionRatio.decisions).toBe(1);
-    expect(m.humanInterventionRatio.actions - before.humanInterventionRatio.actions).toBe(ran(noteDone) + ran(emailDone));
+    expect(m.humanInterventionRatio.actions - before.humanInterventionRatio.actions).toBe(
+      ran(noteDone) + ran(emailDone),
+    );
     expect(m.humanInterventionRatio.decisions).toBeGreaterThanOrEqual(3); // explain approve, decision reject, this reject
-    expect(m.humanInterventionRatio.ratio).toBeCloseTo(m.humanInterventionRatio.decisions / m.humanInterventionRatio.actions, 10);
+    expect(m.humanInterventionRatio.ratio).toBeCloseTo(
+      m.humanInterventionRatio.decisions / m.humanInterventionRatio.actions,
+      10,
+    );
     expect(m.humanInterventionRatio.ratio).toBeGreaterThan(0);
     expect(m.humanInterventionRatio.ratio).toBeLessThan(1);
 
