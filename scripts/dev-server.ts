@@ -273,7 +273,7 @@ async function waitUntilReady(opts: {
 async function terminate(child: ChildProcess, exited: Promise<void>): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   child.kill('SIGTERM');
-  const timer = sleep(STOP_GRACE_MS).then(() => 'timeout' as const);
+  const timer = sleep(STOP_GRACE_MS, undefined, { ref: false }).then(() => 'timeout' as const);
   if ((await Promise.race([exited.then(() => 'exited' as const), timer])) === 'timeout') {
     child.kill('SIGKILL');
     await exited;

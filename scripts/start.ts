@@ -71,7 +71,7 @@ function launch(name: string, args: string[], env: NodeJS.ProcessEnv): Child {
 async function stopChild(child: Child): Promise<void> {
   if (child.process.exitCode !== null || child.process.signalCode !== null) return;
   child.process.kill('SIGTERM');
-  const timeout = sleep(CHILD_STOP_GRACE_MS).then(() => 'timeout' as const);
+  const timeout = sleep(CHILD_STOP_GRACE_MS, undefined, { ref: false }).then(() => 'timeout' as const);
   if ((await Promise.race([child.exited, timeout])) === 'timeout') {
     say(`${child.name} did not stop within ${CHILD_STOP_GRACE_MS / 1000} s; killing it`);
     child.process.kill('SIGKILL');

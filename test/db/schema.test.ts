@@ -477,6 +477,10 @@ function normaliseDefaultValue(prismaType: string, value: unknown): unknown {
     case 'Json':
       // DMMF carries the JSON text; pg hands back the parsed value.
       return typeof value === 'string' ? JSON.parse(value) : value;
+    case 'Float':
+    case 'Int':
+      // pg may hand a float8 default back as text; compare numbers as numbers.
+      return value === null || value === undefined ? value : Number(value);
     case 'BigInt':
     case 'Decimal':
       return value === null || value === undefined ? value : String(value);
@@ -830,7 +834,8 @@ describe('migration runner', () => {
     const dir = copyMigrations();
     const db = await createTestDatabase({ migrate: false });
     try {
-      const [first] = (await status(db.url, { dir })).pending;
+      // The last one: rollback reads only the migration it would undo.
+      const first = (await status(db.url, { dir })).pending.at(-1);
       expect(first).toBeDefined();
       await migrate(db.url, { dir });
       appendFileSync(path.join(dir, first as string, 'up.sql'), '\n-- a harmless-looking edit\n');
