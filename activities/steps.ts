@@ -10,7 +10,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { Db } from '../lib/prisma';
 import type { StepOutput, StepResult } from '../shared/plan';
 import type { EmailConnector } from './connectors/email';
-import { loadArtifact, preview, saveArtifact } from './state/artifacts';
+import { loadArtifact, preview, saveArtifact, setArtifactStatus } from './state/artifacts';
 import { appendEvents, json } from './state/events';
 import type { CompensationInput, StepActivityInput } from './types';
 
@@ -235,7 +235,7 @@ export function createStepActivities(deps: StepDeps) {
 
 async function compensateArtifact(prisma: Db, input: CompensationInput, status: 'discarded' | 'voided'): Promise<void> {
   await prisma.$transaction(async (tx) => {
-    if (input.output.ref) await tx.artifact.updateMany({ where: { id: input.output.ref }, data: { status } });
+    if (input.output.ref) await setArtifactStatus(tx, input.output.ref, status, input.reason);
     await tx.step.updateMany({
       where: { goalId: input.goalId, planVersion: input.planVersion, stepId: input.stepId },
       data: { status: 'compensated' },

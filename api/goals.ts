@@ -93,7 +93,25 @@ export function goalRoutes(deps: AppDeps): Router {
               },
             });
             await appendEvents(tx, [
-              { goalId: id, type: 'goal.created', actor: 'api', data: { title: body.title, kind: created.kind, requestId: body.requestId } },
+              {
+                goalId: id,
+                type: 'goal.created',
+                actor: 'api',
+                data: {
+                  goal: {
+                    id,
+                    requestId: created.requestId,
+                    workflowId: created.workflowId,
+                    title: created.title,
+                    description: created.description,
+                    kind: created.kind,
+                    input: created.input,
+                    budgetUsd: created.budgetUsd,
+                    createdAt: created.createdAt,
+                  },
+                  goalStatus: 'planning',
+                },
+              },
             ]);
             return created;
           });

@@ -18,6 +18,7 @@ type AnySearchAttributeKey = SearchAttributeKey<SearchAttributeType>;
 /** The search attributes goalWorkflow sets; every Temporal server Keel uses must know them. */
 export const KEEL_SEARCH_ATTRIBUTES: readonly AnySearchAttributeKey[] = [KeelStatus, KeelPendingApprovals];
 
+/** Options of {@link startDevServer}. */
 export interface DevServerOptions {
   /** The Temporal CLI to run; null lets the Temporal SDK download one (needs internet). */
   cliPath: string | null;
@@ -41,10 +42,11 @@ export interface DevServerOptions {
    * @default false
    */
   detached?: boolean;
-  /** How long to wait for the frontend to answer. @default 60 s, or 10 min when the SDK must download the CLI */
+  /** How long to wait for the CLI's server to answer (the SDK download path has its own limits). @default 60 s */
   startTimeoutMs?: number;
 }
 
+/** A running dev server, as {@link startDevServer} returns it. */
 export interface DevServer {
   /** `host:port` of the gRPC frontend, for TEMPORAL_ADDRESS. */
   address: string;

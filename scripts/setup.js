@@ -103,7 +103,9 @@ function ensureNodeModules(done) {
 }
 
 function prismaStamp() {
-  const schema = fs.readFileSync(path.join(ROOT, 'prisma', 'schema.prisma'));
+  const schemaFile = path.join(ROOT, 'prisma', 'schema.prisma');
+  if (!fs.existsSync(schemaFile)) throw new SetupError(`${schemaFile} is missing`);
+  const schema = fs.readFileSync(schemaFile);
   const prisma = readJson(path.join(ROOT, 'node_modules', 'prisma', 'package.json'));
   // The generated client belongs to one schema and one Prisma version; either changing means regenerate.
   return JSON.stringify({

@@ -54,7 +54,7 @@ export function createApprovalActivities(prisma: Db) {
             goalId: input.goalId,
             type: 'approval.requested',
             actor: 'keel',
-            data: { approvalId: input.approvalId, stepId: input.stepId, summary, timeoutMs: input.timeoutMs },
+            data: { approvalId: input.approvalId, stepId: input.stepId, summary, timeoutMs: input.timeoutMs, goalStatus: 'awaiting_approval' },
           },
         ]);
       });
@@ -102,13 +102,22 @@ export function createApprovalActivities(prisma: Db) {
               kind: original.kind,
               title: typeof edits.subject === 'string' ? edits.subject : original.title,
               content: typeof edits.body === 'string' ? edits.body : original.content,
+              contentType: original.contentType,
+              subject: original.subject,
               metadata: { ...meta, ...(typeof edits.subject === 'string' ? { subject: edits.subject } : {}), editedBy: input.actor },
-              previousId: original.id,
-              version: original.version + 1,
+              previous: original,
               humanEdited: true,
             },
             `${approval.id}:edited`,
           );
+        }
+        if (status === 'approved') {
+          const stillPending = await tx.approval.count({ where: { goalId: approval.goalId, status: 'pending' } });
+          const goal = await tx.goal.findUnique({ where: { id: approval.goalId }, select: { status: true } });
+          if (stillPending === 0 && goal?.status === 'awaiting_approval') {
+            await tx.goal.update({ where: { id: approval.goalId }, data: { status: 'running', updatedAt: new Date() } });
+            await appendEvents(tx, [{ goalId: approval.goalId, type: 'goal.resumed', actor: input.actor, data: { approvalId: approval.id, goalStatus: 'running' } }]);
+          }
         }
         if (approval.status === 'pending' || !(await hasDecisionEvent(tx, approval.id))) {
           await appendEvents(tx, [

@@ -47,7 +47,7 @@ export function createGoalStateActivities(prisma: Db) {
               steps: input.steps.map((s) => ({ id: s.id, tool: s.tool, requiresApproval: s.requiresApproval, dependsOn: s.dependsOn })),
             },
           },
-          { goalId: input.goalId, type: 'goal.running', actor: 'keel', data: { planVersion: input.planVersion } },
+          { goalId: input.goalId, type: 'goal.running', actor: 'keel', data: { planVersion: input.planVersion, planChurn: input.planChurn, goalStatus: 'running' } },
         ]);
       });
     },
@@ -90,7 +90,13 @@ export function createGoalStateActivities(prisma: Db) {
             goalId: input.goalId,
             type: input.event.type,
             actor: input.event.actor ?? 'keel',
-            data: { status: input.status, ...(input.event.data ?? {}), ...(input.cost ? { cost: input.cost } : {}) },
+            data: {
+              goalStatus: input.status,
+              ...(input.event.data ?? {}),
+              ...(input.cost ? { cost: input.cost } : {}),
+              ...(input.planChurn !== undefined ? { planChurn: input.planChurn } : {}),
+              ...(input.error !== undefined ? { error: input.error } : {}),
+            },
           },
         ]);
       });

@@ -114,6 +114,7 @@ test('the decide update refuses an unknown approval and accepts a pending one', 
   expect(answer).toEqual({ approvalId: waiting.approvals[0].approvalId, status: 'approved' });
   const done = await engine.waitForGoal(body.goalId, (g) => g.status === 'completed');
   expect(done.approvals[0]).toMatchObject({ status: 'approved', actor: 'temporal-ui' });
+  await handle.result();
   const desc = await handle.describe();
   expect(desc.searchAttributes.KeelStatus).toEqual(['completed']);
   expect(desc.memo).toEqual({ title: 'Email eve@example.com a reminder' });
