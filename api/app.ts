@@ -6,7 +6,8 @@ import { randomUUID, timingSafeEqual } from 'node:crypto';
 import express, { Router, type RequestHandler } from 'express';
 import type { Client } from '@temporalio/client';
 import { z } from 'zod';
-import { appendEvents, json } from '../activities/state/events';
+import { mapInboundEvent } from '../activities/state/entities';
+import { appendEvents } from '../activities/state/events';
 import type { Db } from '../lib/prisma';
 import type { GoalSettings } from '../workflows/types';
 import { approvalRoutes } from './approvals';
@@ -109,11 +110,12 @@ export function createApp(deps: AppDeps): express.Express {
           return { id: winner.id, duplicate: true };
         }
         await appendEvents(tx, [
-          { type: 'inbound.received', actor: `adapter:${body.source}`, data: json({ inboundId: id, source: body.source, type: body.type, externalId: body.externalId }) as Record<string, unknown> },
+          { type: 'inbound.received', actor: `adapter:${body.source}`, data: { inboundId: id, source: body.source, type: body.type, externalId: body.externalId } },
         ]);
-        return { id, duplicate: false };
+        const mapped = await mapInboundEvent(tx, body);
+        return { id, duplicate: false, ...(mapped.contactId ? { contactId: mapped.contactId } : {}), mapped };
       });
-      res.status(result.duplicate ? 200 : 201).json(result);
+      res.status(result.duplicate ? 200 : 201).json({ id: result.id, duplicate: result.duplicate, ...('contactId' in result ? { contactId: result.contactId } : {}) });
     }),
   );
 
