@@ -26,7 +26,11 @@ export function createActivities(deps: ActivityDeps) {
     },
     ...createGoalStateActivities(deps.prisma),
     ...createApprovalActivities(deps.prisma),
-    ...createStepActivities({ prisma: deps.prisma, email: deps.email, operatorName: deps.operatorName ?? 'The Keel operator' }),
+    ...createStepActivities({
+      prisma: deps.prisma,
+      email: deps.email,
+      operatorName: deps.operatorName ?? 'The Keel operator',
+    }),
   };
 }
 

@@ -37,7 +37,10 @@ function attempt(): number {
 function requireString(input: StepActivityInput, name: string): string {
   const v = input.inputs[name];
   if (typeof v !== 'string' || v.trim() === '') {
-    throw ApplicationFailure.nonRetryable(`step "${input.stepId}" (${input.tool}) needs a text input "${name}"`, 'InvalidInput');
+    throw ApplicationFailure.nonRetryable(
+      `step "${input.stepId}" (${input.tool}) needs a text input "${name}"`,
+      'InvalidInput',
+    );
   }
   return v;
 }
@@ -55,14 +58,23 @@ export function createStepActivities(deps: StepDeps) {
   const { prisma } = deps;
 
   /** Wraps a tool so its step row and events are written around it. */
-  function recorded(fn: (input: StepActivityInput) => Promise<Omit<StepResult, 'costUsd' | 'inputTokens' | 'outputTokens'> & Partial<StepResult>>) {
+  function recorded(
+    fn: (
+      input: StepActivityInput,
+    ) => Promise<Omit<StepResult, 'costUsd' | 'inputTokens' | 'outputTokens'> & Partial<StepResult>>,
+  ) {
     return async (input: StepActivityInput): Promise<StepResult> => {
       const where = { goalId: input.goalId, planVersion: input.planVersion, stepId: input.stepId };
       const startedAt = new Date();
       await prisma.$transaction([
         prisma.step.updateMany({ where, data: { status: 'running', startedAt, error: null } }),
         prisma.event.create({
-          data: { goalId: input.goalId, type: 'step.started', actor: 'keel', data: json({ stepId: input.stepId, tool: input.tool, attempt: attempt() }) },
+          data: {
+            goalId: input.goalId,
+            type: 'step.started',
+            actor: 'keel',
+            data: json({ stepId: input.stepId, tool: input.tool, attempt: attempt() }),
+          },
         }),
       ]);
       const r = await fn(input);
@@ -85,7 +97,13 @@ export function createStepActivities(deps: StepDeps) {
             goalId: input.goalId,
             type: 'step.completed',
             actor: 'keel',
-            data: json({ stepId: input.stepId, tool: input.tool, output: result.output, costUsd: result.costUsd, model: result.model }),
+            data: json({
+              stepId: input.stepId,
+              tool: input.tool,
+              output: result.output,
+              costUsd: result.costUsd,
+              model: result.model,
+            }),
           },
         }),
       ]);
@@ -98,20 +116,31 @@ export function createStepActivities(deps: StepDeps) {
     recallContext: recorded(async (input) => {
       const query = requireString(input, 'query');
       const subject = typeof input.inputs.subject === 'string' ? input.inputs.subject : undefined;
-      const terms = [subject, ...query.split(/\W+/).filter((w) => w.length > 4).sort((a, b) => b.length - a.length).slice(0, 3)].filter(
-        (t): t is string => Boolean(t),
-      );
+      const terms = [
+        subject,
+        ...query
+          .split(/\W+/)
+          .filter((w) => w.length > 4)
+          .sort((a, b) => b.length - a.length)
+          .slice(0, 3),
+      ].filter((t): t is string => Boolean(t));
       const found: { id: string; text: string }[] = [];
       for (const term of terms) {
         const artifacts = await prisma.artifact.findMany({
-          where: { kind: 'outcome', status: 'active', content: { contains: term, mode: 'insensitive' }, NOT: { goalId: input.goalId } },
+          where: {
+            kind: 'outcome',
+            status: 'active',
+            content: { contains: term, mode: 'insensitive' },
+            NOT: { goalId: input.goalId },
+          },
           orderBy: { createdAt: 'desc' },
           take: 3,
         });
         for (const a of artifacts) found.push({ id: `artifact:${a.id}`, text: a.content });
         const inbound = await prisma.$queryRaw<{ id: string; source: string; type: string; payload: unknown }[]>`
           SELECT id, source, type, payload FROM inbound_events WHERE payload::text ILIKE ${`%${term}%`} ORDER BY received_at DESC LIMIT 3`;
-        for (const e of inbound) found.push({ id: `inbound:${e.id}`, text: `${e.source} ${e.type}: ${JSON.stringify(e.payload)}` });
+        for (const e of inbound)
+          found.push({ id: `inbound:${e.id}`, text: `${e.source} ${e.type}: ${JSON.stringify(e.payload)}` });
       }
       const unique = found.filter((f, i) => found.findIndex((g) => g.id === f.id) === i).slice(0, 8);
       const content = unique.length
@@ -119,10 +148,21 @@ export function createStepActivities(deps: StepDeps) {
         : `Nothing on record about: ${subject ?? query}`;
       const ref = await saveArtifact(
         prisma,
-        { goalId: input.goalId, stepId: input.stepId, kind: 'context', title: `Context for ${subject ?? query}`, content, metadata: { memoryIds: unique.map((u) => u.id) } },
+        {
+          goalId: input.goalId,
+          stepId: input.stepId,
+          kind: 'context',
+          title: `Context for ${subject ?? query}`,
+          content,
+          metadata: { memoryIds: unique.map((u) => u.id) },
+        },
         stableId('ctx', input.workflowId, input.planVersion, input.stepId),
       );
-      return { output: { ref, preview: preview(content), items: unique.length }, memoryIds: unique.map((u) => u.id), model: 'none' };
+      return {
+        output: { ref, preview: preview(content), items: unique.length },
+        memoryIds: unique.map((u) => u.id),
+        model: 'none',
+      };
     }),
 
     /** email.draft: writes the draft as an artifact. Offline, it fills a plain template and says so. */
@@ -132,13 +172,19 @@ export function createStepActivities(deps: StepDeps) {
       const context = await textOf(prisma, input.inputs.context);
       const name = to.split('@')[0].split(/[._-]/)[0];
       const greeting = name ? name[0].toUpperCase() + name.slice(1) : 'there';
-      const subject = purpose.replace(/^(e-?mail|write to|reply to|send)\s+\S+@\S+\s*/i, '').replace(/^(an?|the)\s+/i, '').trim() || purpose;
+      const subject =
+        purpose
+          .replace(/^(e-?mail|write to|reply to|send)\s+\S+@\S+\s*/i, '')
+          .replace(/^(an?|the)\s+/i, '')
+          .trim() || purpose;
       const body = [
         `Hi ${greeting},`,
         '',
         `${subject[0].toUpperCase()}${subject.slice(1)}${/[.!?]$/.test(subject) ? '' : '.'}`,
         '',
-        context && !context.startsWith('Nothing on record') ? `For reference, what we have on record:\n${context}\n` : '',
+        context && !context.startsWith('Nothing on record')
+          ? `For reference, what we have on record:\n${context}\n`
+          : '',
         'Best regards,',
         deps.operatorName,
         '',
@@ -149,17 +195,29 @@ export function createStepActivities(deps: StepDeps) {
       const subjectLine = subject.length > 78 ? `${subject.slice(0, 77)}…` : subject;
       const ref = await saveArtifact(
         prisma,
-        { goalId: input.goalId, stepId: input.stepId, kind: 'draft', title: subjectLine, content: body, metadata: { to, subject: subjectLine, generatedBy: 'offline-drafter' } },
+        {
+          goalId: input.goalId,
+          stepId: input.stepId,
+          kind: 'draft',
+          title: subjectLine,
+          content: body,
+          metadata: { to, subject: subjectLine, generatedBy: 'offline-drafter' },
+        },
         stableId('draft', input.workflowId, input.planVersion, input.stepId),
       );
-      return { output: { ref, preview: preview(body), to, subject: subjectLine }, model: 'offline', promptHash: createHash('sha256').update(`${to}\n${purpose}\n${context}`).digest('hex') };
+      return {
+        output: { ref, preview: preview(body), to, subject: subjectLine },
+        model: 'offline',
+        promptHash: createHash('sha256').update(`${to}\n${purpose}\n${context}`).digest('hex'),
+      };
     }),
 
     /** email.send: the irreversible step; exactly-once intent through the side-effect table. */
     sendEmail: recorded(async (input) => {
       const to = requireString(input, 'to');
       const draft = input.inputs.draft as StepOutput | undefined;
-      if (!draft?.ref) throw ApplicationFailure.nonRetryable(`step "${input.stepId}" needs a draft to send`, 'InvalidInput');
+      if (!draft?.ref)
+        throw ApplicationFailure.nonRetryable(`step "${input.stepId}" needs a draft to send`, 'InvalidInput');
       const artifact = await loadArtifact(prisma, draft.ref);
       const subject = String((artifact.metadata as { subject?: string }).subject ?? artifact.title);
       const ctx = Context.current();
@@ -203,7 +261,14 @@ export function createStepActivities(deps: StepDeps) {
       const content = `${gist}\n\nRelated items on record: ${related}.\n-- summarized by Keel, ${OFFLINE_LABEL}`;
       const ref = await saveArtifact(
         prisma,
-        { goalId: input.goalId, stepId: input.stepId, kind: 'summary', title: preview(gist, 80), content, metadata: { generatedBy: 'offline-summarizer' } },
+        {
+          goalId: input.goalId,
+          stepId: input.stepId,
+          kind: 'summary',
+          title: preview(gist, 80),
+          content,
+          metadata: { generatedBy: 'offline-summarizer' },
+        },
         stableId('sum', input.workflowId, input.planVersion, input.stepId),
       );
       return { output: { ref, preview: preview(gist) }, model: 'offline' };
@@ -212,10 +277,17 @@ export function createStepActivities(deps: StepDeps) {
     /** outcome.record: what the goal achieved, kept in the canonical store. */
     recordOutcome: recorded(async (input) => {
       const summary = input.inputs.summary as StepOutput | string | undefined;
-      const text = typeof summary === 'string' ? summary : summary?.preview ?? (await textOf(prisma, summary));
+      const text = typeof summary === 'string' ? summary : (summary?.preview ?? (await textOf(prisma, summary)));
       const ref = await saveArtifact(
         prisma,
-        { goalId: input.goalId, stepId: input.stepId, kind: 'outcome', title: preview(text, 80), content: text, metadata: { from: summary } },
+        {
+          goalId: input.goalId,
+          stepId: input.stepId,
+          kind: 'outcome',
+          title: preview(text, 80),
+          content: text,
+          metadata: { from: summary },
+        },
         stableId('out', input.workflowId, input.planVersion, input.stepId),
       );
       return { output: { ref, preview: preview(text) } };
@@ -241,7 +313,12 @@ async function compensateArtifact(prisma: Db, input: CompensationInput, status: 
       data: { status: 'compensated' },
     });
     await appendEvents(tx, [
-      { goalId: input.goalId, type: 'step.compensated', actor: 'keel', data: { stepId: input.stepId, ref: input.output.ref, artifactStatus: status, reason: input.reason } },
+      {
+        goalId: input.goalId,
+        type: 'step.compensated',
+        actor: 'keel',
+        data: { stepId: input.stepId, ref: input.output.ref, artifactStatus: status, reason: input.reason },
+      },
     ]);
   });
 }

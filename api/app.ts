@@ -40,7 +40,13 @@ function bearerAuth(apiKey: string): RequestHandler {
     const match = /^Bearer\s+(.+)$/i.exec(header);
     const given = Buffer.from(match?.[1] ?? '');
     if (given.length !== expected.length || !timingSafeEqual(given, expected)) {
-      next(new HttpError(401, 'unauthorized', match ? 'the API key is not valid' : 'send Authorization: Bearer <KEEL_API_KEY>'));
+      next(
+        new HttpError(
+          401,
+          'unauthorized',
+          match ? 'the API key is not valid' : 'send Authorization: Bearer <KEEL_API_KEY>',
+        ),
+      );
       return;
     }
     next();
@@ -52,7 +58,10 @@ const HEALTH_TIMEOUT_MS = 3000;
 async function within<T>(ms: number, p: Promise<T>): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   try {
-    return await Promise.race([p, new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer in ${ms} ms`)), ms)))]);
+    return await Promise.race([
+      p,
+      new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer in ${ms} ms`)), ms))),
+    ]);
   } finally {
     clearTimeout(timer);
   }
@@ -79,7 +88,9 @@ export function createApp(deps: AppDeps): express.Express {
         // The deadline ends the gRPC call itself: without it the client's retry interceptor keeps
         // retrying an unreachable server for ~20 s after `within` has already answered 503.
         check(() =>
-          deps.client.connection.withDeadline(Date.now() + HEALTH_TIMEOUT_MS, () => deps.client.workflowService.getSystemInfo({})),
+          deps.client.connection.withDeadline(Date.now() + HEALTH_TIMEOUT_MS, () =>
+            deps.client.workflowService.getSystemInfo({}),
+          ),
         ),
       ]);
       const ok = postgres === 'up' && temporal === 'up';
@@ -98,7 +109,9 @@ export function createApp(deps: AppDeps): express.Express {
     route(async (req, res) => {
       const body = parse(inboundEventBody, req.body);
       const result = await prisma.$transaction(async (tx) => {
-        const existing = await tx.inboundEvent.findUnique({ where: { source_externalId: { source: body.source, externalId: body.externalId } } });
+        const existing = await tx.inboundEvent.findUnique({
+          where: { source_externalId: { source: body.source, externalId: body.externalId } },
+        });
         if (existing) return { id: existing.id, duplicate: true };
         const id = randomUUID();
         const inserted = await tx.$executeRaw`
@@ -106,16 +119,28 @@ export function createApp(deps: AppDeps): express.Express {
           VALUES (${id}, ${body.source}, ${body.externalId}, ${body.type}, ${JSON.stringify(body.payload)}::jsonb)
           ON CONFLICT (source, external_id) DO NOTHING`;
         if (inserted === 0) {
-          const winner = await tx.inboundEvent.findUniqueOrThrow({ where: { source_externalId: { source: body.source, externalId: body.externalId } } });
+          const winner = await tx.inboundEvent.findUniqueOrThrow({
+            where: { source_externalId: { source: body.source, externalId: body.externalId } },
+          });
           return { id: winner.id, duplicate: true };
         }
         await appendEvents(tx, [
-          { type: 'inbound.received', actor: `adapter:${body.source}`, data: { inboundId: id, source: body.source, type: body.type, externalId: body.externalId } },
+          {
+            type: 'inbound.received',
+            actor: `adapter:${body.source}`,
+            data: { inboundId: id, source: body.source, type: body.type, externalId: body.externalId },
+          },
         ]);
         const mapped = await mapInboundEvent(tx, body);
         return { id, duplicate: false, ...(mapped.contactId ? { contactId: mapped.contactId } : {}), mapped };
       });
-      res.status(result.duplicate ? 200 : 201).json({ id: result.id, duplicate: result.duplicate, ...('contactId' in result ? { contactId: result.contactId } : {}) });
+      res
+        .status(result.duplicate ? 200 : 201)
+        .json({
+          id: result.id,
+          duplicate: result.duplicate,
+          ...('contactId' in result ? { contactId: result.contactId } : {}),
+        });
     }),
   );
 
@@ -140,7 +165,11 @@ export function createApp(deps: AppDeps): express.Express {
         goalsByStatus,
         planChurn: { replans: totals._sum.planChurn ?? 0, perGoal: goals ? (totals._sum.planChurn ?? 0) / goals : 0 },
         humanInterventionRatio: { decisions: decided, actions: stepsRun, ratio: stepsRun ? decided / stepsRun : 0 },
-        costPerCommittedOutcome: { usd: totals._sum.costUsd ?? 0, committedOutcomes: completed, perOutcome: completed ? (totals._sum.costUsd ?? 0) / completed : 0 },
+        costPerCommittedOutcome: {
+          usd: totals._sum.costUsd ?? 0,
+          committedOutcomes: completed,
+          perOutcome: completed ? (totals._sum.costUsd ?? 0) / completed : 0,
+        },
         contextSize: { avgChars: context[0]?.avg ?? 0, maxChars: context[0]?.max ?? 0 },
       });
     }),

@@ -36,7 +36,12 @@ const listQuery = z.object({
   limit: z.coerce.number().int().min(1).max(500).default(100),
 });
 
-type DecisionInput = { approvalId: string; decision: 'approve' | 'reject'; edits?: { subject?: string; body?: string }; comment?: string };
+type DecisionInput = {
+  approvalId: string;
+  decision: 'approve' | 'reject';
+  edits?: { subject?: string; body?: string };
+  comment?: string;
+};
 
 /**
  * Records the decision and signals the goal's workflow in one transaction: if
@@ -48,7 +53,14 @@ export async function decide(prisma: Db, deps: Pick<AppDeps, 'client'>, d: Decis
   return prisma.$transaction(async (tx) => {
     const updated = await tx.approval.updateMany({
       where: { id: d.approvalId, status: 'pending' },
-      data: { status, decision: d.decision, edits: d.edits ? json(d.edits) : undefined, comment: d.comment ?? null, actor, decidedAt: new Date() },
+      data: {
+        status,
+        decision: d.decision,
+        edits: d.edits ? json(d.edits) : undefined,
+        comment: d.comment ?? null,
+        actor,
+        decidedAt: new Date(),
+      },
     });
     const approval = await tx.approval.findUnique({ where: { id: d.approvalId } });
     if (!approval) throw notFound(`approval ${d.approvalId}`);
@@ -62,9 +74,13 @@ export async function decide(prisma: Db, deps: Pick<AppDeps, 'client'>, d: Decis
       },
     ]);
     try {
-      await deps.client.workflow
-        .getHandle(goalWorkflowId(approval.goalId))
-        .signal(decideSignal, { approvalId: approval.id, decision: d.decision, edits: d.edits, comment: d.comment, actor });
+      await deps.client.workflow.getHandle(goalWorkflowId(approval.goalId)).signal(decideSignal, {
+        approvalId: approval.id,
+        decision: d.decision,
+        edits: d.edits,
+        comment: d.comment,
+        actor,
+      });
     } catch (err) {
       throw unavailable(`Temporal did not take the decision, nothing was recorded: ${(err as Error).message}`);
     }

@@ -37,13 +37,17 @@ export const route =
 
 export const errorHandler: ErrorRequestHandler = (err, _req, res, _next) => {
   if (err instanceof HttpError) {
-    res.status(err.status).json({ error: { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) } });
+    res
+      .status(err.status)
+      .json({ error: { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) } });
     return;
   }
   const e = err as { type?: string; status?: number; message?: string; limit?: number };
   // body-parser's own errors carry a type and a status.
   if (e.type === 'entity.too.large') {
-    res.status(413).json({ error: { code: 'payload_too_large', message: `request body is larger than the ${e.limit} byte limit` } });
+    res
+      .status(413)
+      .json({ error: { code: 'payload_too_large', message: `request body is larger than the ${e.limit} byte limit` } });
     return;
   }
   if (e.type === 'entity.parse.failed') {

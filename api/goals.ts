@@ -17,7 +17,13 @@ export const GOAL_STATUSES = ['planning', 'running', 'awaiting_approval', 'compl
 const createGoalBody = z.strictObject({
   title: z.string().trim().min(1, 'title is required').max(500),
   description: z.string().max(20_000).optional(),
-  kind: z.string().trim().min(1).max(50).regex(/^[a-z][a-z0-9_-]*$/, 'kind is a lowercase word').optional(),
+  kind: z
+    .string()
+    .trim()
+    .min(1)
+    .max(50)
+    .regex(/^[a-z][a-z0-9_-]*$/, 'kind is a lowercase word')
+    .optional(),
   input: z.record(z.string(), z.unknown()).optional(),
   budgetUsd: z.number().positive().max(10_000).optional(),
   requestId: z.string().trim().min(1).max(200).optional(),
@@ -65,7 +71,9 @@ export function goalRoutes(deps: AppDeps): Router {
     } catch (err) {
       // Started by an earlier request with the same requestId: that is the point of it.
       if (err instanceof WorkflowExecutionAlreadyStartedError) return;
-      throw unavailable(`Temporal did not accept the goal (it is stored; retry with the same requestId): ${(err as Error).message}`);
+      throw unavailable(
+        `Temporal did not accept the goal (it is stored; retry with the same requestId): ${(err as Error).message}`,
+      );
     }
   }
 
@@ -74,7 +82,9 @@ export function goalRoutes(deps: AppDeps): Router {
     '/goals',
     route(async (req, res) => {
       const body = parse(createGoalBody, req.body);
-      let goal: Goal | null = body.requestId ? await prisma.goal.findUnique({ where: { requestId: body.requestId } }) : null;
+      let goal: Goal | null = body.requestId
+        ? await prisma.goal.findUnique({ where: { requestId: body.requestId } })
+        : null;
       if (!goal) {
         const id = randomUUID();
         try {
@@ -147,7 +157,10 @@ export function goalRoutes(deps: AppDeps): Router {
     route(async (req, res) => {
       const goal = await findGoal(String(req.params.goalId));
       const [steps, approvals] = await Promise.all([
-        prisma.step.findMany({ where: { goalId: goal.id, planVersion: goal.planVersion }, orderBy: { createdAt: 'asc' } }),
+        prisma.step.findMany({
+          where: { goalId: goal.id, planVersion: goal.planVersion },
+          orderBy: { createdAt: 'asc' },
+        }),
         prisma.approval.findMany({ where: { goalId: goal.id }, orderBy: { createdAt: 'asc' } }),
       ]);
       res.json({
@@ -180,12 +193,16 @@ export function goalRoutes(deps: AppDeps): Router {
       const goal = await findGoal(String(req.params.goalId));
       if (FINISHED.includes(goal.status)) throw conflict(`goal ${goal.id} is already ${goal.status}`);
       try {
-        await client.workflow.getHandle(goal.workflowId).signal(cancelSignal, { reason: body.reason ?? 'cancelled through the API', actor: 'api' });
+        await client.workflow
+          .getHandle(goal.workflowId)
+          .signal(cancelSignal, { reason: body.reason ?? 'cancelled through the API', actor: 'api' });
       } catch (err) {
         if (err instanceof WorkflowNotFoundError) throw conflict(`goal ${goal.id} is no longer running`);
         throw unavailable(`Temporal did not take the cancel request: ${(err as Error).message}`);
       }
-      await appendEvents(prisma, [{ goalId: goal.id, type: 'goal.cancel_requested', actor: 'api', data: { reason: body.reason } }]);
+      await appendEvents(prisma, [
+        { goalId: goal.id, type: 'goal.cancel_requested', actor: 'api', data: { reason: body.reason } },
+      ]);
       res.status(202).json({ goalId: goal.id, status: 'cancelling' });
     }),
   );
@@ -196,7 +213,9 @@ export function goalRoutes(deps: AppDeps): Router {
     route(async (req, res) => {
       const goal = await findGoal(String(req.params.goalId));
       const events = await prisma.event.findMany({ where: { goalId: goal.id }, orderBy: { seq: 'asc' } });
-      res.json({ events: events.map((e) => ({ seq: Number(e.seq), type: e.type, at: e.at, actor: e.actor, data: e.data })) });
+      res.json({
+        events: events.map((e) => ({ seq: Number(e.seq), type: e.type, at: e.at, actor: e.actor, data: e.data })),
+      });
     }),
   );
 
@@ -209,7 +228,10 @@ export function goalRoutes(deps: AppDeps): Router {
         prisma.step.findMany({ where: { goalId: goal.id }, orderBy: [{ planVersion: 'asc' }, { createdAt: 'asc' }] }),
         prisma.approval.findMany({ where: { goalId: goal.id }, orderBy: { createdAt: 'asc' } }),
         prisma.sideEffect.findMany({ where: { goalId: goal.id }, orderBy: { createdAt: 'asc' } }),
-        prisma.event.findMany({ where: { goalId: goal.id, type: { in: ['plan.accepted', 'plan.rejected'] } }, orderBy: { seq: 'asc' } }),
+        prisma.event.findMany({
+          where: { goalId: goal.id, type: { in: ['plan.accepted', 'plan.rejected'] } },
+          orderBy: { seq: 'asc' },
+        }),
       ]);
       res.json({
         goalId: goal.id,
@@ -230,7 +252,13 @@ export function goalRoutes(deps: AppDeps): Router {
           approvals: approvals.filter((a) => a.stepId === s.stepId).map(approvalView),
           sideEffects: effects
             .filter((e) => e.stepId === s.stepId)
-            .map((e) => ({ kind: e.kind, status: e.status, idempotencyKey: e.idempotencyKey, attempts: e.attempts, result: e.result ?? undefined })),
+            .map((e) => ({
+              kind: e.kind,
+              status: e.status,
+              idempotencyKey: e.idempotencyKey,
+              attempts: e.attempts,
+              result: e.result ?? undefined,
+            })),
           cost: { usd: s.costUsd },
         })),
         cost: { usd: goal.costUsd, inputTokens: goal.inputTokens, outputTokens: goal.outputTokens },
@@ -284,7 +312,9 @@ export function approvalView(a: {
     escalated: a.escalated,
     createdAt: a.createdAt,
     expiresAt: a.expiresAt,
-    ...(a.decidedAt ? { decidedAt: a.decidedAt, decision: a.decision, actor: a.actor, comment: a.comment ?? undefined } : {}),
+    ...(a.decidedAt
+      ? { decidedAt: a.decidedAt, decision: a.decision, actor: a.actor, comment: a.comment ?? undefined }
+      : {}),
   };
 }
 

@@ -57,7 +57,11 @@ async function drive(n: number, concurrency: number, job: (i: number) => Promise
 
 async function run() {
   const { values } = parseArgs({
-    options: { n: { type: 'string', default: '100' }, concurrency: { type: 'string', default: '20' }, warmup: { type: 'string', default: '10' } },
+    options: {
+      n: { type: 'string', default: '100' },
+      concurrency: { type: 'string', default: '20' },
+      warmup: { type: 'string', default: '10' },
+    },
   });
   const n = Number(values.n);
   const concurrency = Number(values.concurrency);
@@ -84,13 +88,27 @@ async function run() {
     },
   });
   const prisma = createPrisma(dbUrl.toString(), { max: 20 });
-  const email = createEmailConnector({ from: 'Keel <keel@bench.local>', outboxDir: path.join(ROOT, '.keel', 'bench', 'outbox'), prisma });
-  const { code } = await bundleWorkflowCode({ workflowsPath: path.join(ROOT, 'workflows'), logger: new DefaultLogger('WARN') });
+  const email = createEmailConnector({
+    from: 'Keel <keel@bench.local>',
+    outboxDir: path.join(ROOT, '.keel', 'bench', 'outbox'),
+    prisma,
+  });
+  const { code } = await bundleWorkflowCode({
+    workflowsPath: path.join(ROOT, 'workflows'),
+    logger: new DefaultLogger('WARN'),
+  });
   const bundlePath = path.join(ROOT, '.keel', 'bench', 'workflow-bundle.js');
   await (await import('node:fs/promises')).mkdir(path.dirname(bundlePath), { recursive: true });
   await (await import('node:fs/promises')).writeFile(bundlePath, code);
   const taskQueue = 'keel-bench';
-  const worker = await createKeelWorker({ connection: env.nativeConnection, namespace: 'default', taskQueue, prisma, email, workflowBundlePath: bundlePath });
+  const worker = await createKeelWorker({
+    connection: env.nativeConnection,
+    namespace: 'default',
+    taskQueue,
+    prisma,
+    email,
+    workflowBundlePath: bundlePath,
+  });
   const running = worker.run();
 
   const apiKey = randomBytes(16).toString('hex');
@@ -101,7 +119,12 @@ async function run() {
     taskQueue,
     defaultBudgetUsd: 5,
     actor: 'bench',
-    goalSettings: { approvalTimeoutMs: 60_000, escalationTimeoutMs: 60_000, connectorHeartbeatMs: 30_000, maxReplans: 2 },
+    goalSettings: {
+      approvalTimeoutMs: 60_000,
+      escalationTimeoutMs: 60_000,
+      connectorHeartbeatMs: 30_000,
+      maxReplans: 2,
+    },
   });
   const server = await new Promise<import('node:http').Server>((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
@@ -112,7 +135,11 @@ async function run() {
     const res = await fetch(`${apiUrl}/v1/goals`, {
       method: 'POST',
       headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
-      body: JSON.stringify({ title: `Summarize bench note ${i}`, kind: 'note', input: { text: `Bench note ${i}. Nothing to see.` } }),
+      body: JSON.stringify({
+        title: `Summarize bench note ${i}`,
+        kind: 'note',
+        input: { text: `Bench note ${i}. Nothing to see.` },
+      }),
     });
     if (res.status !== 202) throw new Error(`POST /v1/goals answered ${res.status}: ${await res.text()}`);
     const { workflowId } = (await res.json()) as { workflowId: string };

@@ -87,7 +87,11 @@ function projections(): Record<string, Projection> {
 }
 
 /** Applies one event to the projections: the only place that knows what each event means for state. */
-function apply(p: Record<string, Projection>, e: { goal_id: string | null; type: string; data: Row }, md5: (s: string) => string): void {
+function apply(
+  p: Record<string, Projection>,
+  e: { goal_id: string | null; type: string; data: Row },
+  md5: (s: string) => string,
+): void {
   const d = e.data;
   const goal = e.goal_id ? p.goals.rows.get(e.goal_id) : undefined;
   switch (e.type) {
@@ -119,7 +123,12 @@ function apply(p: Record<string, Projection>, e: { goal_id: string | null; type:
     }
     case 'contact.created': {
       const c = d.contact as Row;
-      p.contacts.rows.set(String(c.id), { email: c.email, name: c.name ?? null, organization_id: c.organizationId ?? null, attributes: c.attributes ?? {} });
+      p.contacts.rows.set(String(c.id), {
+        email: c.email,
+        name: c.name ?? null,
+        organization_id: c.organizationId ?? null,
+        attributes: c.attributes ?? {},
+      });
       break;
     }
     case 'contact.updated': {
@@ -169,7 +178,10 @@ const ident = (s: string) => `"${s.replace(/"/g, '""')}"`;
  * Replays every event into `keel_rebuild_<random>` and compares it with the
  * live tables. The scratch schema is dropped unless `keep` is set.
  */
-export async function rebuildAndCompare(databaseUrl: string, opts: { keep?: boolean; pageSize?: number } = {}): Promise<RebuildReport> {
+export async function rebuildAndCompare(
+  databaseUrl: string,
+  opts: { keep?: boolean; pageSize?: number } = {},
+): Promise<RebuildReport> {
   const client = new Client({ connectionString: databaseUrl });
   await client.connect();
   const schema = `keel_rebuild_${randomBytes(4).toString('hex')}`;
@@ -206,10 +218,16 @@ export async function rebuildAndCompare(databaseUrl: string, opts: { keep?: bool
         const values: unknown[] = [];
         const tuples = chunk.map(([id, row]) => {
           const start = values.length;
-          values.push(id, ...cols.map((c) => (c.type === 'jsonb' ? JSON.stringify(row[c.name] ?? null) : row[c.name] ?? null)));
+          values.push(
+            id,
+            ...cols.map((c) => (c.type === 'jsonb' ? JSON.stringify(row[c.name] ?? null) : (row[c.name] ?? null))),
+          );
           return `(${[id, ...cols].map((_, j) => `$${start + j + 1}`).join(', ')})`;
         });
-        await client.query(`INSERT INTO ${ident(schema)}.${ident(proj.table)} (id, ${cols.map((c) => ident(c.name)).join(', ')}) VALUES ${tuples.join(', ')}`, values);
+        await client.query(
+          `INSERT INTO ${ident(schema)}.${ident(proj.table)} (id, ${cols.map((c) => ident(c.name)).join(', ')}) VALUES ${tuples.join(', ')}`,
+          values,
+        );
       }
       const liveSelect = `SELECT id, ${cols.map((c) => `${c.live ?? ident(c.name)} AS ${ident(c.name)}`).join(', ')} FROM public.${ident(proj.table)}`;
       const diff = await client.query<Row>(
@@ -227,7 +245,8 @@ export async function rebuildAndCompare(databaseUrl: string, opts: { keep?: bool
           for (const c of cols) {
             const live = d[`l_${c.name}`];
             const rebuilt = d[`r_${c.name}`];
-            if (JSON.stringify(live) !== JSON.stringify(rebuilt)) differences.push({ table: proj.table, id, kind: 'different', column: c.name, live, rebuilt });
+            if (JSON.stringify(live) !== JSON.stringify(rebuilt))
+              differences.push({ table: proj.table, id, kind: 'different', column: c.name, live, rebuilt });
           }
       }
     }

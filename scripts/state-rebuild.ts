@@ -9,14 +9,22 @@ async function run() {
   const url = process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/keel';
   const keep = process.argv.includes('--keep');
   const report = await rebuildAndCompare(url, { keep });
-  console.log(`read ${report.eventsRead} events; rebuilt ${Object.entries(report.rows).map(([t, n]) => `${t}=${n}`).join(' ')}`);
+  console.log(
+    `read ${report.eventsRead} events; rebuilt ${Object.entries(report.rows)
+      .map(([t, n]) => `${t}=${n}`)
+      .join(' ')}`,
+  );
   if (keep) console.log(`scratch schema kept: ${report.schema}`);
   if (report.differences.length === 0) {
     console.log('no differences: the live tables match the event log');
     return;
   }
   for (const d of report.differences) {
-    console.log(d.kind === 'different' ? `${d.table} ${d.id} ${d.column}: live=${JSON.stringify(d.live)} rebuilt=${JSON.stringify(d.rebuilt)}` : `${d.table} ${d.id}: ${d.kind}`);
+    console.log(
+      d.kind === 'different'
+        ? `${d.table} ${d.id} ${d.column}: live=${JSON.stringify(d.live)} rebuilt=${JSON.stringify(d.rebuilt)}`
+        : `${d.table} ${d.id}: ${d.kind}`,
+    );
   }
   console.log(`${report.differences.length} difference(s)`);
   process.exitCode = 1;

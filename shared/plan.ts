@@ -28,14 +28,7 @@ export interface ProposedPlan {
 }
 
 export type StepStatus =
-  | 'pending'
-  | 'awaiting_approval'
-  | 'running'
-  | 'completed'
-  | 'failed'
-  | 'skipped'
-  | 'compensated'
-  | 'cancelled';
+  'pending' | 'awaiting_approval' | 'running' | 'completed' | 'failed' | 'skipped' | 'compensated' | 'cancelled';
 
 /** What a step activity hands back: small JSON; large texts travel as artifact ids. */
 export interface StepOutput {

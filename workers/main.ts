@@ -5,7 +5,9 @@ import { createWorkerFromConfig } from './worker';
 async function run() {
   const config = loadConfig();
   const { worker, close } = await createWorkerFromConfig(config);
-  console.log(`[worker] polling task queue "${config.KEEL_TASK_QUEUE}" on ${config.TEMPORAL_ADDRESS} (namespace ${config.TEMPORAL_NAMESPACE})`);
+  console.log(
+    `[worker] polling task queue "${config.KEEL_TASK_QUEUE}" on ${config.TEMPORAL_ADDRESS} (namespace ${config.TEMPORAL_NAMESPACE})`,
+  );
   try {
     await worker.run();
   } finally {

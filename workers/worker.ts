@@ -27,7 +27,12 @@ export async function createKeelWorker(deps: KeelWorkerDeps): Promise<Worker> {
     ...(deps.workflowBundlePath
       ? { workflowBundle: { codePath: deps.workflowBundlePath } }
       : { workflowsPath: require.resolve('../workflows') }),
-    activities: createActivities({ prisma: deps.prisma, email: deps.email, operatorName: deps.operatorName, planner: deps.planner }),
+    activities: createActivities({
+      prisma: deps.prisma,
+      email: deps.email,
+      operatorName: deps.operatorName,
+      planner: deps.planner,
+    }),
     ...deps.options,
   });
 }

@@ -77,10 +77,12 @@ export async function goalWorkflow(goal: GoalInput): Promise<GoalResult> {
 
   /** Refuses a decision this workflow cannot take; shared by the update validator and the signal. */
   const decisionProblem = (d: Decision): string | undefined => {
-    if (d.decision !== 'approve' && d.decision !== 'reject') return `decision must be "approve" or "reject", got "${String(d.decision)}"`;
+    if (d.decision !== 'approve' && d.decision !== 'reject')
+      return `decision must be "approve" or "reject", got "${String(d.decision)}"`;
     const approval = state.approvals.find((a) => a.approvalId === d.approvalId);
     if (!approval) return `approval ${d.approvalId} is not part of this goal`;
-    if (approval.status !== 'pending' || decisions[d.approvalId]) return `approval ${d.approvalId} is already ${approval.status === 'pending' ? 'decided' : approval.status}`;
+    if (approval.status !== 'pending' || decisions[d.approvalId])
+      return `approval ${d.approvalId} is already ${approval.status === 'pending' ? 'decided' : approval.status}`;
     return undefined;
   };
   const acceptDecision = (d: Decision) => {
@@ -140,7 +142,13 @@ export async function goalWorkflow(goal: GoalInput): Promise<GoalResult> {
           requiresApproval: s.requiresApproval,
           dependsOn: s.dependsOn,
         }));
-        await book.startPlan({ goalId: goal.goalId, planVersion: version, plan: proposal, steps, planChurn: state.planChurn });
+        await book.startPlan({
+          goalId: goal.goalId,
+          planVersion: version,
+          plan: proposal,
+          steps,
+          planChurn: state.planChurn,
+        });
         publishStatus('running');
         return steps;
       }
@@ -185,7 +193,10 @@ export async function goalWorkflow(goal: GoalInput): Promise<GoalResult> {
         if (!(await condition(decided, settings.escalationTimeoutMs))) {
           approval.status = 'expired';
           await book.expireApproval({ approvalId: approval.approvalId, goalId: goal.goalId });
-          throw ApplicationFailure.nonRetryable(`approval for step "${step.id}" expired with no decision`, 'ApprovalExpired');
+          throw ApplicationFailure.nonRetryable(
+            `approval for step "${step.id}" expired with no decision`,
+            'ApprovalExpired',
+          );
         }
       }
     } catch (err) {
@@ -277,7 +288,8 @@ export async function goalWorkflow(goal: GoalInput): Promise<GoalResult> {
           }
           if (stepState.status !== 'completed') {
             // A step that never started was skipped because something before it failed.
-            stepState.status = stepState.status === 'pending' ? 'skipped' : isCancellation(err) ? 'cancelled' : 'failed';
+            stepState.status =
+              stepState.status === 'pending' ? 'skipped' : isCancellation(err) ? 'cancelled' : 'failed';
             stepState.error = errorMessage(err);
             await CancellationScope.nonCancellable(() =>
               book.markStep({
@@ -302,7 +314,13 @@ export async function goalWorkflow(goal: GoalInput): Promise<GoalResult> {
     while (compensations.length > 0) {
       const c = compensations.pop()!;
       try {
-        await byPreset.db[c.activity]({ goalId: goal.goalId, planVersion: state.plan.version, stepId: c.stepId, output: c.output, reason });
+        await byPreset.db[c.activity]({
+          goalId: goal.goalId,
+          planVersion: state.plan.version,
+          stepId: c.stepId,
+          output: c.output,
+          reason,
+        });
         const stepState = state.plan.steps.find((s) => s.id === c.stepId);
         if (stepState) stepState.status = 'compensated';
       } catch (err) {

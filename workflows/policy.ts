@@ -34,37 +34,63 @@ export function validatePlan(steps: PlanStep[], opts: { budgetUsd: number; spent
   if (steps.length === 0) return [{ code: 'empty_plan', message: 'the plan has no steps' }];
   const ids = new Set<string>();
   for (const step of steps) {
-    if (ids.has(step.id)) problems.push({ stepId: step.id, code: 'duplicate_step', message: `step id "${step.id}" is used twice` });
+    if (ids.has(step.id))
+      problems.push({ stepId: step.id, code: 'duplicate_step', message: `step id "${step.id}" is used twice` });
     ids.add(step.id);
   }
   for (const step of steps) {
     const spec = toolSpec(step.tool);
     if (!spec) {
-      problems.push({ stepId: step.id, code: 'unknown_tool', message: `step "${step.id}" names unknown tool "${step.tool}"` });
+      problems.push({
+        stepId: step.id,
+        code: 'unknown_tool',
+        message: `step "${step.id}" names unknown tool "${step.tool}"`,
+      });
       continue;
     }
     for (const name of spec.requiredInputs) {
       const v = step.inputs[name];
       if (v === undefined || v === null || v === '') {
-        problems.push({ stepId: step.id, code: 'missing_input', message: `step "${step.id}" (${step.tool}) is missing input "${name}"` });
+        problems.push({
+          stepId: step.id,
+          code: 'missing_input',
+          message: `step "${step.id}" (${step.tool}) is missing input "${name}"`,
+        });
       }
     }
     for (const name of spec.refInputs) {
       const v = step.inputs[name];
       if (v !== undefined && !isStepRef(v)) {
-        problems.push({ stepId: step.id, code: 'bad_reference', message: `step "${step.id}" input "${name}" must reference an earlier step` });
+        problems.push({
+          stepId: step.id,
+          code: 'bad_reference',
+          message: `step "${step.id}" input "${name}" must reference an earlier step`,
+        });
       }
     }
     for (const [name, v] of Object.entries(step.inputs)) {
       if (!isStepRef(v)) continue;
       if (!ids.has(v.fromStep)) {
-        problems.push({ stepId: step.id, code: 'bad_reference', message: `step "${step.id}" input "${name}" references unknown step "${v.fromStep}"` });
+        problems.push({
+          stepId: step.id,
+          code: 'bad_reference',
+          message: `step "${step.id}" input "${name}" references unknown step "${v.fromStep}"`,
+        });
       } else if (!step.dependsOn.includes(v.fromStep)) {
-        problems.push({ stepId: step.id, code: 'bad_reference', message: `step "${step.id}" reads "${v.fromStep}" but does not depend on it` });
+        problems.push({
+          stepId: step.id,
+          code: 'bad_reference',
+          message: `step "${step.id}" reads "${v.fromStep}" but does not depend on it`,
+        });
       }
     }
     for (const dep of step.dependsOn) {
-      if (!ids.has(dep)) problems.push({ stepId: step.id, code: 'bad_reference', message: `step "${step.id}" depends on unknown step "${dep}"` });
+      if (!ids.has(dep))
+        problems.push({
+          stepId: step.id,
+          code: 'bad_reference',
+          message: `step "${step.id}" depends on unknown step "${dep}"`,
+        });
     }
   }
   const cycle = findCycle(steps);

@@ -59,7 +59,10 @@ const STOPWORDS = new Set(
  * into runs of letters and digits (so "Café-Bar's" → ["cafe", "bar", "s"]).
  */
 function words(text: string): string[] {
-  const folded = text.normalize('NFKD').replace(/\p{M}+/gu, '').toLowerCase();
+  const folded = text
+    .normalize('NFKD')
+    .replace(/\p{M}+/gu, '')
+    .toLowerCase();
   return folded.match(/[\p{L}\p{N}]+/gu) ?? [];
 }
 
@@ -177,7 +180,8 @@ function hashingVector(text: string, dims: number): Float32Array {
  */
 export function createHashingEmbedder(opts: HashingEmbedderOptions = {}): Embedder {
   const dims = opts.dims ?? 384;
-  if (!Number.isInteger(dims) || dims < 8) throw new Error(`Hashing embedder dims must be an integer >= 8, got ${dims}`);
+  if (!Number.isInteger(dims) || dims < 8)
+    throw new Error(`Hashing embedder dims must be an integer >= 8, got ${dims}`);
   return {
     model: `offline-hash-${dims}-${HASHING_VERSION}`,
     dims,
@@ -377,7 +381,9 @@ export function createCachedEmbedder(inner: Embedder, opts: CachedEmbedderOption
         }
         fresh.forEach((v, i) => {
           if (v.length !== inner.dims) {
-            throw new Error(`Embedder ${inner.model} returned a vector of ${v.length} dimensions, expected ${inner.dims}`);
+            throw new Error(
+              `Embedder ${inner.model} returned a vector of ${v.length} dimensions, expected ${inner.dims}`,
+            );
           }
           found.set(missHashes[i], v);
         });

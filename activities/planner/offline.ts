@@ -11,19 +11,22 @@ export const OFFLINE_PLANNER = 'offline-planner';
 const EMAIL_RE = /[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}/;
 
 /** What the goal asks for, as the offline planner understands it. */
-export function classifyGoal(goal: Pick<PlanGoalInput, 'title' | 'description' | 'kind' | 'input'>):
-  | { kind: 'email'; to: string; purpose: string }
-  | { kind: 'note'; source: string } {
+export function classifyGoal(
+  goal: Pick<PlanGoalInput, 'title' | 'description' | 'kind' | 'input'>,
+): { kind: 'email'; to: string; purpose: string } | { kind: 'note'; source: string } {
   const text = `${goal.title}\n${goal.description ?? ''}`;
   const inputTo = typeof goal.input.to === 'string' ? goal.input.to : undefined;
   const mentioned = text.match(EMAIL_RE)?.[0];
-  const wantsEmail = goal.kind === 'email' || (goal.kind !== 'note' && goal.kind !== 'summary' && /\b(e-?mail|reply|write to|send)\b/i.test(text));
+  const wantsEmail =
+    goal.kind === 'email' ||
+    (goal.kind !== 'note' && goal.kind !== 'summary' && /\b(e-?mail|reply|write to|send)\b/i.test(text));
   const to = inputTo ?? mentioned;
   if (wantsEmail && to) {
     const purpose = typeof goal.input.purpose === 'string' ? goal.input.purpose : goal.title;
     return { kind: 'email', to, purpose };
   }
-  const source = typeof goal.input.text === 'string' ? goal.input.text : [goal.title, goal.description].filter(Boolean).join('\n\n');
+  const source =
+    typeof goal.input.text === 'string' ? goal.input.text : [goal.title, goal.description].filter(Boolean).join('\n\n');
   return { kind: 'note', source };
 }
 
@@ -35,20 +38,73 @@ export function planOffline(goal: PlanGoalInput): ProposedPlan {
   if (intent.kind === 'email') {
     rationale = `Email goal for ${intent.to}: recall what we know, draft, ask the operator, send, record.`;
     steps = [
-      { id: 'recall', tool: 'memory.recall', title: `Recall context about ${intent.to}`, rationale: 'A reply should reflect past exchanges with this person.', inputs: { query, subject: intent.to }, dependsOn: [] },
-      { id: 'draft', tool: 'email.draft', title: `Draft the email to ${intent.to}`, rationale: 'The operator reviews a concrete draft, not an intention.', inputs: { to: intent.to, purpose: intent.purpose, context: { fromStep: 'recall' } }, dependsOn: ['recall'] },
-      { id: 'send', tool: 'email.send', title: `Send the email to ${intent.to}`, rationale: 'Email leaves the building and cannot be unsent, so a person approves it first.', inputs: { to: intent.to, draft: { fromStep: 'draft' } }, dependsOn: ['draft'] },
-      { id: 'record', tool: 'outcome.record', title: 'Record the outcome', rationale: 'The canonical store remembers what was sent and why.', inputs: { summary: { fromStep: 'send' } }, dependsOn: ['send'] },
+      {
+        id: 'recall',
+        tool: 'memory.recall',
+        title: `Recall context about ${intent.to}`,
+        rationale: 'A reply should reflect past exchanges with this person.',
+        inputs: { query, subject: intent.to },
+        dependsOn: [],
+      },
+      {
+        id: 'draft',
+        tool: 'email.draft',
+        title: `Draft the email to ${intent.to}`,
+        rationale: 'The operator reviews a concrete draft, not an intention.',
+        inputs: { to: intent.to, purpose: intent.purpose, context: { fromStep: 'recall' } },
+        dependsOn: ['recall'],
+      },
+      {
+        id: 'send',
+        tool: 'email.send',
+        title: `Send the email to ${intent.to}`,
+        rationale: 'Email leaves the building and cannot be unsent, so a person approves it first.',
+        inputs: { to: intent.to, draft: { fromStep: 'draft' } },
+        dependsOn: ['draft'],
+      },
+      {
+        id: 'record',
+        tool: 'outcome.record',
+        title: 'Record the outcome',
+        rationale: 'The canonical store remembers what was sent and why.',
+        inputs: { summary: { fromStep: 'send' } },
+        dependsOn: ['send'],
+      },
     ];
   } else {
     rationale = 'Note goal: recall related context, summarize it with the goal text, record the summary.';
     steps = [
-      { id: 'recall', tool: 'memory.recall', title: 'Recall related context', rationale: 'A summary is better with what Keel already knows.', inputs: { query }, dependsOn: [] },
-      { id: 'summarize', tool: 'text.summarize', title: 'Summarize', rationale: 'The operator wants the gist, not the pile.', inputs: { source: intent.source, context: { fromStep: 'recall' } }, dependsOn: ['recall'] },
-      { id: 'record', tool: 'outcome.record', title: 'Record the summary', rationale: 'The canonical store keeps the result.', inputs: { summary: { fromStep: 'summarize' } }, dependsOn: ['summarize'] },
+      {
+        id: 'recall',
+        tool: 'memory.recall',
+        title: 'Recall related context',
+        rationale: 'A summary is better with what Keel already knows.',
+        inputs: { query },
+        dependsOn: [],
+      },
+      {
+        id: 'summarize',
+        tool: 'text.summarize',
+        title: 'Summarize',
+        rationale: 'The operator wants the gist, not the pile.',
+        inputs: { source: intent.source, context: { fromStep: 'recall' } },
+        dependsOn: ['recall'],
+      },
+      {
+        id: 'record',
+        tool: 'outcome.record',
+        title: 'Record the summary',
+        rationale: 'The canonical store keeps the result.',
+        inputs: { summary: { fromStep: 'summarize' } },
+        dependsOn: ['summarize'],
+      },
     ];
   }
-  const prompt = JSON.stringify({ planner: OFFLINE_PLANNER, goal: { title: goal.title, description: goal.description, kind: goal.kind, input: goal.input }, feedback: goal.feedback });
+  const prompt = JSON.stringify({
+    planner: OFFLINE_PLANNER,
+    goal: { title: goal.title, description: goal.description, kind: goal.kind, input: goal.input },
+    feedback: goal.feedback,
+  });
   return {
     steps,
     rationale: `${rationale} (offline planner: rules, no model)`,

@@ -48,13 +48,22 @@ export function createApprovalActivities(prisma: Db) {
           where: { goalId: input.goalId, planVersion: input.planVersion, stepId: input.stepId },
           data: { status: 'awaiting_approval' },
         });
-        await tx.goal.update({ where: { id: input.goalId }, data: { status: 'awaiting_approval', updatedAt: createdAt } });
+        await tx.goal.update({
+          where: { id: input.goalId },
+          data: { status: 'awaiting_approval', updatedAt: createdAt },
+        });
         await appendEvents(tx, [
           {
             goalId: input.goalId,
             type: 'approval.requested',
             actor: 'keel',
-            data: { approvalId: input.approvalId, stepId: input.stepId, summary, timeoutMs: input.timeoutMs, goalStatus: 'awaiting_approval' },
+            data: {
+              approvalId: input.approvalId,
+              stepId: input.stepId,
+              summary,
+              timeoutMs: input.timeoutMs,
+              goalStatus: 'awaiting_approval',
+            },
           },
         ]);
       });
@@ -104,7 +113,11 @@ export function createApprovalActivities(prisma: Db) {
               content: typeof edits.body === 'string' ? edits.body : original.content,
               contentType: original.contentType,
               subject: original.subject,
-              metadata: { ...meta, ...(typeof edits.subject === 'string' ? { subject: edits.subject } : {}), editedBy: input.actor },
+              metadata: {
+                ...meta,
+                ...(typeof edits.subject === 'string' ? { subject: edits.subject } : {}),
+                editedBy: input.actor,
+              },
               previous: original,
               humanEdited: true,
             },
@@ -115,8 +128,18 @@ export function createApprovalActivities(prisma: Db) {
           const stillPending = await tx.approval.count({ where: { goalId: approval.goalId, status: 'pending' } });
           const goal = await tx.goal.findUnique({ where: { id: approval.goalId }, select: { status: true } });
           if (stillPending === 0 && goal?.status === 'awaiting_approval') {
-            await tx.goal.update({ where: { id: approval.goalId }, data: { status: 'running', updatedAt: new Date() } });
-            await appendEvents(tx, [{ goalId: approval.goalId, type: 'goal.resumed', actor: input.actor, data: { approvalId: approval.id, goalStatus: 'running' } }]);
+            await tx.goal.update({
+              where: { id: approval.goalId },
+              data: { status: 'running', updatedAt: new Date() },
+            });
+            await appendEvents(tx, [
+              {
+                goalId: approval.goalId,
+                type: 'goal.resumed',
+                actor: input.actor,
+                data: { approvalId: approval.id, goalStatus: 'running' },
+              },
+            ]);
           }
         }
         if (approval.status === 'pending' || !(await hasDecisionEvent(tx, approval.id))) {
@@ -125,7 +148,13 @@ export function createApprovalActivities(prisma: Db) {
               goalId: approval.goalId,
               type: `approval.${status}`,
               actor: input.actor,
-              data: { approvalId: approval.id, stepId: approval.stepId, comment: input.comment, edited: Boolean(editedRef), editedRef },
+              data: {
+                approvalId: approval.id,
+                stepId: approval.stepId,
+                comment: input.comment,
+                edited: Boolean(editedRef),
+                editedRef,
+              },
             },
           ]);
         }
@@ -136,9 +165,14 @@ export function createApprovalActivities(prisma: Db) {
     /** The first deadline passed: flag the approval and tell the operator again. */
     async escalateApproval(input: ApprovalRef): Promise<void> {
       await prisma.$transaction(async (tx) => {
-        const updated = await tx.approval.updateMany({ where: { id: input.approvalId, status: 'pending', escalated: false }, data: { escalated: true } });
+        const updated = await tx.approval.updateMany({
+          where: { id: input.approvalId, status: 'pending', escalated: false },
+          data: { escalated: true },
+        });
         if (updated.count > 0) {
-          await appendEvents(tx, [{ goalId: input.goalId, type: 'approval.escalated', actor: 'keel', data: { approvalId: input.approvalId } }]);
+          await appendEvents(tx, [
+            { goalId: input.goalId, type: 'approval.escalated', actor: 'keel', data: { approvalId: input.approvalId } },
+          ]);
         }
       });
     },
@@ -147,9 +181,14 @@ export function createApprovalActivities(prisma: Db) {
     async expireApproval(input: ApprovalRef): Promise<void> {
       const status = input.status ?? 'expired';
       await prisma.$transaction(async (tx) => {
-        const updated = await tx.approval.updateMany({ where: { id: input.approvalId, status: 'pending' }, data: { status, decidedAt: new Date() } });
+        const updated = await tx.approval.updateMany({
+          where: { id: input.approvalId, status: 'pending' },
+          data: { status, decidedAt: new Date() },
+        });
         if (updated.count > 0) {
-          await appendEvents(tx, [{ goalId: input.goalId, type: `approval.${status}`, actor: 'keel', data: { approvalId: input.approvalId } }]);
+          await appendEvents(tx, [
+            { goalId: input.goalId, type: `approval.${status}`, actor: 'keel', data: { approvalId: input.approvalId } },
+          ]);
         }
       });
     },
@@ -158,7 +197,10 @@ export function createApprovalActivities(prisma: Db) {
 
 async function hasDecisionEvent(tx: DbTx, approvalId: string): Promise<boolean> {
   const found = await tx.event.findFirst({
-    where: { type: { in: ['approval.approved', 'approval.rejected'] }, data: { path: ['approvalId'], equals: approvalId } },
+    where: {
+      type: { in: ['approval.approved', 'approval.rejected'] },
+      data: { path: ['approvalId'], equals: approvalId },
+    },
     select: { seq: true },
   });
   return found !== null;

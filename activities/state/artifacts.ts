@@ -43,10 +43,18 @@ export async function saveArtifact(db: DbTx, a: NewArtifact, id: string = random
       lineageId: a.previous ? (a.previous.lineageId ?? a.previous.id) : id,
       humanEdited: a.humanEdited ?? false,
     };
-    const created = await tx.artifact.createMany({ data: [{ ...row, metadata: json(row.metadata) }], skipDuplicates: true });
+    const created = await tx.artifact.createMany({
+      data: [{ ...row, metadata: json(row.metadata) }],
+      skipDuplicates: true,
+    });
     if (created.count > 0) {
       await appendEvents(tx, [
-        { goalId: row.goalId, type: 'artifact.created', actor: row.humanEdited ? 'human' : 'keel', data: { artifact: row } },
+        {
+          goalId: row.goalId,
+          type: 'artifact.created',
+          actor: row.humanEdited ? 'human' : 'keel',
+          data: { artifact: row },
+        },
       ]);
     }
     return id;
@@ -59,7 +67,14 @@ export async function setArtifactStatus(db: DbTx, id: string, status: string, re
     const updated = await tx.artifact.updateMany({ where: { id, NOT: { status } }, data: { status } });
     if (updated.count > 0) {
       const artifact = await tx.artifact.findUniqueOrThrow({ where: { id }, select: { goalId: true } });
-      await appendEvents(tx, [{ goalId: artifact.goalId, type: 'artifact.status_changed', actor: 'keel', data: { artifactId: id, status, reason } }]);
+      await appendEvents(tx, [
+        {
+          goalId: artifact.goalId,
+          type: 'artifact.status_changed',
+          actor: 'keel',
+          data: { artifactId: id, status, reason },
+        },
+      ]);
     }
   });
 }

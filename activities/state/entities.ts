@@ -74,8 +74,17 @@ export async function upsertContact(
   const organizationId = await ensureOrganization(tx, domain, opts.actor);
   const existing = await tx.contact.findUnique({ where: { email } });
   if (!existing) {
-    const row = { id: randomUUID(), email, name: address.name ?? null, organizationId, attributes: opts.attributes ?? {} };
-    const created = await tx.contact.createMany({ data: [{ ...row, attributes: json(row.attributes) }], skipDuplicates: true });
+    const row = {
+      id: randomUUID(),
+      email,
+      name: address.name ?? null,
+      organizationId,
+      attributes: opts.attributes ?? {},
+    };
+    const created = await tx.contact.createMany({
+      data: [{ ...row, attributes: json(row.attributes) }],
+      skipDuplicates: true,
+    });
     if (created.count > 0) {
       await appendEvents(tx, [{ type: 'contact.created', actor: opts.actor, data: { contact: row } }]);
       return { contact: await tx.contact.findUniqueOrThrow({ where: { email } }), created: true, changed: true };
@@ -131,6 +140,13 @@ export async function mapInboundEvent(
   const subjectLine = typeof p.subject === 'string' ? p.subject : '';
   const body = typeof p.text === 'string' ? p.text : typeof p.body === 'string' ? p.body : '';
   const when = typeof p.date === 'string' && !Number.isNaN(Date.parse(p.date)) ? new Date(p.date) : undefined;
-  const memoryText = [subjectLine && `${sender.name ?? sender.email} wrote: ${subjectLine}`, body].filter(Boolean).join('\n');
-  return { contactId: contact.id, subject: contactSubject(contact.email), memoryText: memoryText || undefined, occurredAt: when };
+  const memoryText = [subjectLine && `${sender.name ?? sender.email} wrote: ${subjectLine}`, body]
+    .filter(Boolean)
+    .join('\n');
+  return {
+    contactId: contact.id,
+    subject: contactSubject(contact.email),
+    memoryText: memoryText || undefined,
+    occurredAt: when,
+  };
 }

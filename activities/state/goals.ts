@@ -32,7 +32,12 @@ export function createGoalStateActivities(prisma: Db) {
         }
         await tx.goal.update({
           where: { id: input.goalId },
-          data: { status: 'running', planVersion: input.planVersion, planChurn: input.planChurn, updatedAt: new Date() },
+          data: {
+            status: 'running',
+            planVersion: input.planVersion,
+            planChurn: input.planChurn,
+            updatedAt: new Date(),
+          },
         });
         await appendEvents(tx, [
           {
@@ -44,10 +49,20 @@ export function createGoalStateActivities(prisma: Db) {
               rationale: input.plan.rationale,
               model: input.plan.model,
               promptHash: input.plan.promptHash,
-              steps: input.steps.map((s) => ({ id: s.id, tool: s.tool, requiresApproval: s.requiresApproval, dependsOn: s.dependsOn })),
+              steps: input.steps.map((s) => ({
+                id: s.id,
+                tool: s.tool,
+                requiresApproval: s.requiresApproval,
+                dependsOn: s.dependsOn,
+              })),
             },
           },
-          { goalId: input.goalId, type: 'goal.running', actor: 'keel', data: { planVersion: input.planVersion, planChurn: input.planChurn, goalStatus: 'running' } },
+          {
+            goalId: input.goalId,
+            type: 'goal.running',
+            actor: 'keel',
+            data: { planVersion: input.planVersion, planChurn: input.planChurn, goalStatus: 'running' },
+          },
         ]);
       });
     },
@@ -55,7 +70,10 @@ export function createGoalStateActivities(prisma: Db) {
     /** Records a plan the workflow refused, with every reason, for plan-churn metrics and explanations. */
     async recordPlanRejected(input: PlanRejectedInput): Promise<void> {
       await prisma.$transaction(async (tx) => {
-        await tx.goal.update({ where: { id: input.goalId }, data: { planChurn: { increment: 1 }, updatedAt: new Date() } });
+        await tx.goal.update({
+          where: { id: input.goalId },
+          data: { planChurn: { increment: 1 }, updatedAt: new Date() },
+        });
         await appendEvents(tx, [
           {
             goalId: input.goalId,

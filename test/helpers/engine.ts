@@ -42,7 +42,12 @@ export interface TestEngine {
   apiUrl: string;
   apiKey: string;
   /** Real HTTP to the API with the bearer key. */
-  http(method: string, route: string, body?: unknown, headers?: Record<string, string>): Promise<{ status: number; body: any }>;
+  http(
+    method: string,
+    route: string,
+    body?: unknown,
+    headers?: Record<string, string>,
+  ): Promise<{ status: number; body: any }>;
   startWorker(opts?: { planner?: ActivityDeps['planner'] }): Promise<RunningWorker>;
   spawnWorker(env?: Record<string, string>): Promise<ChildWorker>;
   /** Polls GET /v1/goals/:id until `predicate` holds. */
@@ -88,14 +93,23 @@ export async function startEngine(opts: { settings?: Partial<GoalSettings> } = {
     async http(method, route, body, headers = {}) {
       const res = await fetch(`${apiUrl}${route}`, {
         method,
-        headers: { authorization: `Bearer ${apiKey}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+        headers: {
+          authorization: `Bearer ${apiKey}`,
+          ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+          ...headers,
+        },
         body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
       });
       const text = await res.text();
       return { status: res.status, body: text ? JSON.parse(text) : undefined };
     },
     async startWorker(workerOpts = {}) {
-      const email = createEmailConnector({ smtpUrl: smtp.url, from: 'Keel <keel@test.local>', outboxDir: path.join(ROOT, '.keel', 'test', 'outbox'), prisma: db.prisma });
+      const email = createEmailConnector({
+        smtpUrl: smtp.url,
+        from: 'Keel <keel@test.local>',
+        outboxDir: path.join(ROOT, '.keel', 'test', 'outbox'),
+        prisma: db.prisma,
+      });
       const worker: Worker = await createKeelWorker({
         connection: temporal.nativeConnection,
         namespace: 'default',
@@ -153,11 +167,15 @@ export async function startEngine(opts: { settings?: Partial<GoalSettings> } = {
         waitForOutput(text, timeoutMs = 30_000) {
           if (out.includes(text)) return Promise.resolve();
           return new Promise((resolve, reject) => {
-            const timer = setTimeout(() => reject(new Error(`worker did not print "${text}" in ${timeoutMs} ms; output:\n${out}`)), timeoutMs);
+            const timer = setTimeout(
+              () => reject(new Error(`worker did not print "${text}" in ${timeoutMs} ms; output:\n${out}`)),
+              timeoutMs,
+            );
             waiters.push({ text, resolve: () => (clearTimeout(timer), resolve()) });
             child.once('exit', (code, signal) => {
               clearTimeout(timer);
-              if (!out.includes(text)) reject(new Error(`worker exited (${code ?? signal}) before printing "${text}"; output:\n${out}`));
+              if (!out.includes(text))
+                reject(new Error(`worker exited (${code ?? signal}) before printing "${text}"; output:\n${out}`));
             });
           });
         },
@@ -179,7 +197,9 @@ export async function startEngine(opts: { settings?: Partial<GoalSettings> } = {
         if (res.status === 200 && predicate(last)) return last;
         await new Promise((r) => setTimeout(r, 200));
       }
-      throw new Error(`goal ${goalId} did not reach the expected state in ${timeoutMs} ms; last: ${JSON.stringify(last)}`);
+      throw new Error(
+        `goal ${goalId} did not reach the expected state in ${timeoutMs} ms; last: ${JSON.stringify(last)}`,
+      );
     },
     async close() {
       await Promise.all(children.map((c) => c.kill('SIGKILL')));

@@ -145,7 +145,10 @@ export async function startOpenAIStandin(opts: OpenAIStandinOptions = {}): Promi
     const input: unknown = body?.input;
     const texts = typeof input === 'string' ? [input] : input;
     if (!Array.isArray(texts) || texts.length === 0 || !texts.every((t) => typeof t === 'string')) {
-      sendError(res, 400, { message: "'$.input' is invalid: expected a string or an array of strings.", param: 'input' });
+      sendError(res, 400, {
+        message: "'$.input' is invalid: expected a string or an array of strings.",
+        param: 'input',
+      });
       return;
     }
     if (typeof body.model !== 'string') {

@@ -26,14 +26,19 @@ const sentTo = (to: string) => engine.smtp.messages.filter((m) => m.to.includes(
 
 test('(a) a goal waiting for approval survives a worker restart and completes after the decision', async () => {
   const first = await engine.spawnWorker();
-  const { body } = await engine.http('POST', '/v1/goals', { title: 'Email grace@example.com a thank-you note for the referral' });
+  const { body } = await engine.http('POST', '/v1/goals', {
+    title: 'Email grace@example.com a thank-you note for the referral',
+  });
   const approval = await pendingApprovalFor(body.goalId);
 
   await first.kill('SIGTERM');
   expect(first.process.exitCode).toBe(0);
   const second = await engine.spawnWorker();
 
-  const decided = await engine.http('POST', `/v1/approvals/${approval.approvalId}/decision`, { decision: 'approve', comment: 'looks good' });
+  const decided = await engine.http('POST', `/v1/approvals/${approval.approvalId}/decision`, {
+    decision: 'approve',
+    comment: 'looks good',
+  });
   expect(decided.status).toBe(200);
   const done = await engine.waitForGoal(body.goalId, (g) => g.status === 'completed');
   expect(done.approvals[0]).toMatchObject({ status: 'approved', comment: 'looks good' });
@@ -46,7 +51,9 @@ test('(b) a worker SIGKILLed in the middle of the send step is replaced and exac
   const before = engine.smtp.messages.length;
   // The fault hook pauses the send after the intent is recorded and before SMTP: the kill lands there.
   const doomed = await engine.spawnWorker({ KEEL_FAULTS: 'email.send.beforeSmtp=pause:60000' });
-  const { body } = await engine.http('POST', '/v1/goals', { title: 'Email linus@example.com a thank-you note for the referral' });
+  const { body } = await engine.http('POST', '/v1/goals', {
+    title: 'Email linus@example.com a thank-you note for the referral',
+  });
   const approval = await pendingApprovalFor(body.goalId);
   await engine.http('POST', `/v1/approvals/${approval.approvalId}/decision`, { decision: 'approve' });
 
@@ -75,7 +82,10 @@ test('(c) a rejected approval sends nothing, compensates the draft, and the goal
   const worker = await engine.spawnWorker();
   const { body } = await engine.http('POST', '/v1/goals', { title: 'Email ken@example.com about the invoice delay' });
   const approval = await pendingApprovalFor(body.goalId);
-  const res = await engine.http('POST', `/v1/approvals/${approval.approvalId}/decision`, { decision: 'reject', comment: 'wrong tone' });
+  const res = await engine.http('POST', `/v1/approvals/${approval.approvalId}/decision`, {
+    decision: 'reject',
+    comment: 'wrong tone',
+  });
   expect(res.body).toEqual({ approvalId: approval.approvalId, status: 'rejected' });
   const failed = await engine.waitForGoal(body.goalId, (g) => g.status === 'failed');
   expect(failed.error).toContain('wrong tone');

@@ -106,7 +106,7 @@ describe('hashing embedder', () => {
       'MEETING AT THE CAFE',
       'quarterly tax return',
     ]);
-    expect(cosine(payments, payment)).toBeGreaterThan(0.95);
+    expect(cosine(payments, payment)).toBeGreaterThan(0.9);
     expect(cosine(cafe, Cafe)).toBeCloseTo(1, 5);
     expect(Math.abs(cosine(payments, unrelated))).toBeLessThan(0.2);
 
@@ -167,7 +167,11 @@ describe('OpenAI embedder over the real client', () => {
   });
 
   it('makes no request for no texts', async () => {
-    const embedder = createOpenAIEmbedder({ apiKey: API_KEY, baseURL: standin.baseURL, model: 'text-embedding-3-small' });
+    const embedder = createOpenAIEmbedder({
+      apiKey: API_KEY,
+      baseURL: standin.baseURL,
+      model: 'text-embedding-3-small',
+    });
     const from = standin.requests.length;
     await expect(embedder.embed([])).resolves.toEqual([]);
     expect(standin.requests.length).toBe(from);

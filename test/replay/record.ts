@@ -23,8 +23,17 @@ async function run() {
   const engine = await startEngine();
   try {
     await engine.startWorker();
-    const shapes: { name: string; goal: Record<string, unknown>; act?: (goalId: string) => Promise<void>; final: string }[] = [
-      { name: 'note-completed', goal: { title: 'Summarize the week', kind: 'note', input: { text: 'Invoices went out. Acme paid.' } }, final: 'completed' },
+    const shapes: {
+      name: string;
+      goal: Record<string, unknown>;
+      act?: (goalId: string) => Promise<void>;
+      final: string;
+    }[] = [
+      {
+        name: 'note-completed',
+        goal: { title: 'Summarize the week', kind: 'note', input: { text: 'Invoices went out. Acme paid.' } },
+        final: 'completed',
+      },
       {
         name: 'email-approved-with-edits',
         goal: { title: 'Email ada@example.com a thank-you note for the referral' },

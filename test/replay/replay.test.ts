@@ -15,7 +15,9 @@ const HISTORIES = path.join(__dirname, 'histories');
 
 async function histories(): Promise<{ name: string; json: unknown }[]> {
   const files = (await readdir(HISTORIES)).filter((f) => f.endsWith('.json')).sort();
-  return Promise.all(files.map(async (f) => ({ name: f, json: JSON.parse(await readFile(path.join(HISTORIES, f), 'utf8')) })));
+  return Promise.all(
+    files.map(async (f) => ({ name: f, json: JSON.parse(await readFile(path.join(HISTORIES, f), 'utf8')) })),
+  );
 }
 
 /** Copies workflows/ and shared/ and adds a local activity before the first plan: a change without patched(). */
@@ -45,18 +47,29 @@ const silent = { trace: noop, debug: noop, info: noop, warn: noop, error: noop, 
 
 test('there are recorded histories of each goal shape', async () => {
   const names = (await histories()).map((h) => h.name);
-  expect(names).toEqual(expect.arrayContaining(['note-completed.json', 'email-approved-with-edits.json', 'email-rejected.json', 'email-cancelled.json']));
+  expect(names).toEqual(
+    expect.arrayContaining([
+      'note-completed.json',
+      'email-approved-with-edits.json',
+      'email-rejected.json',
+      'email-cancelled.json',
+    ]),
+  );
 });
 
 test('every recorded history replays against the current workflow code', async () => {
   for (const h of await histories()) {
-    await expect(Worker.runReplayHistory({ workflowBundle: { codePath: workflowBundlePath() } }, h.json)).resolves.toBeUndefined();
+    await expect(
+      Worker.runReplayHistory({ workflowBundle: { codePath: workflowBundlePath() } }, h.json),
+    ).resolves.toBeUndefined();
   }
 });
 
 test('a changed workflow without patched() fails the same replay', async () => {
   const mutant = await bundleMutant();
   for (const h of await histories()) {
-    await expect(Worker.runReplayHistory({ workflowBundle: { codePath: mutant } }, h.json)).rejects.toBeInstanceOf(DeterminismViolationError);
+    await expect(Worker.runReplayHistory({ workflowBundle: { codePath: mutant } }, h.json)).rejects.toBeInstanceOf(
+      DeterminismViolationError,
+    );
   }
 });

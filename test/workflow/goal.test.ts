@@ -1,19 +1,22 @@
 /** goalWorkflow end to end through the API, on a real dev server, database and SMTP server. */
-import { startEngine, type TestEngine, type RunningWorker } from '../helpers/engine';
+import { startEngine, type TestEngine } from '../helpers/engine';
 
 let engine: TestEngine;
-let worker: RunningWorker;
 
 beforeAll(async () => {
   engine = await startEngine();
-  worker = await engine.startWorker();
+  await engine.startWorker();
 });
 afterAll(async () => {
   await engine?.close();
 });
 
 test('a note goal plans, runs and completes with no approval', async () => {
-  const res = await engine.http('POST', '/v1/goals', { title: 'Summarize this week', kind: 'note', input: { text: 'We shipped the invoice fix. Acme replied. Newsletter is due Friday.' } });
+  const res = await engine.http('POST', '/v1/goals', {
+    title: 'Summarize this week',
+    kind: 'note',
+    input: { text: 'We shipped the invoice fix. Acme replied. Newsletter is due Friday.' },
+  });
   expect(res.status).toBe(202);
   const goal = await engine.waitForGoal(res.body.goalId, (g) => g.status === 'completed');
   expect(goal.plan.steps.map((s: any) => s.tool)).toEqual(['memory.recall', 'text.summarize', 'outcome.record']);
@@ -28,16 +31,23 @@ test('a note goal plans, runs and completes with no approval', async () => {
 });
 
 test('an email goal waits for approval, then sends exactly once', async () => {
-  const res = await engine.http('POST', '/v1/goals', { title: 'Email ada@example.com a thank-you note for the referral' });
+  const res = await engine.http('POST', '/v1/goals', {
+    title: 'Email ada@example.com a thank-you note for the referral',
+  });
   const goalId = res.body.goalId;
   const waiting = await engine.waitForGoal(goalId, (g) => g.status === 'awaiting_approval');
   expect(waiting.approvals).toHaveLength(1);
-  const inbox = (await engine.http('GET', '/v1/approvals?status=pending')).body.approvals.filter((a: any) => a.goalId === goalId);
+  const inbox = (await engine.http('GET', '/v1/approvals?status=pending')).body.approvals.filter(
+    (a: any) => a.goalId === goalId,
+  );
   expect(inbox).toHaveLength(1);
   expect(inbox[0].proposed.to).toBe('ada@example.com');
   expect(inbox[0].proposed.body).toContain('offline');
   expect(engine.smtp.messages).toHaveLength(0);
-  const decided = await engine.http('POST', `/v1/approvals/${inbox[0].approvalId}/decision`, { decision: 'approve', edits: { body: 'Hi Ada, thank you so much for the referral! -- Sam' } });
+  const decided = await engine.http('POST', `/v1/approvals/${inbox[0].approvalId}/decision`, {
+    decision: 'approve',
+    edits: { body: 'Hi Ada, thank you so much for the referral! -- Sam' },
+  });
   expect(decided).toEqual({ status: 200, body: { approvalId: inbox[0].approvalId, status: 'approved' } });
   const done = await engine.waitForGoal(goalId, (g) => g.status === 'completed');
   expect(done.plan.steps.map((s: any) => s.status)).toEqual(['completed', 'completed', 'completed', 'completed']);
@@ -62,7 +72,9 @@ test('cancel while waiting for approval compensates the draft and ends cancelled
   const events = (await engine.http('GET', `/v1/goals/${body.goalId}/events`)).body.events;
   expect(events.at(-1)).toMatchObject({ type: 'goal.cancelled', actor: 'api', data: { reason: 'changed my mind' } });
   expect((await engine.http('POST', `/v1/goals/${body.goalId}/cancel`, {})).status).toBe(409);
-  const late = await engine.http('POST', `/v1/approvals/${cancelled.approvals[0].approvalId}/decision`, { decision: 'approve' });
+  const late = await engine.http('POST', `/v1/approvals/${cancelled.approvals[0].approvalId}/decision`, {
+    decision: 'approve',
+  });
   expect(late.status).toBe(409);
   expect(engine.smtp.messages.filter((m) => m.to.includes('bob@example.com'))).toHaveLength(0);
 });
@@ -79,10 +91,13 @@ test('a plan over budget is replanned a bounded number of times, then the goal f
 test('similar approvals are decided in one batch, each with its own result', async () => {
   const ids: string[] = [];
   for (const who of ['d1', 'd2']) {
-    ids.push((await engine.http('POST', '/v1/goals', { title: `Email ${who}@example.com the weekly update` })).body.goalId);
+    ids.push(
+      (await engine.http('POST', '/v1/goals', { title: `Email ${who}@example.com the weekly update` })).body.goalId,
+    );
   }
   const approvals = [];
-  for (const id of ids) approvals.push((await engine.waitForGoal(id, (g) => g.status === 'awaiting_approval')).approvals[0]);
+  for (const id of ids)
+    approvals.push((await engine.waitForGoal(id, (g) => g.status === 'awaiting_approval')).approvals[0]);
   const res = await engine.http('POST', '/v1/approvals/decisions', {
     decisions: [
       { approvalId: approvals[0].approvalId, decision: 'approve' },
@@ -94,7 +109,11 @@ test('similar approvals are decided in one batch, each with its own result', asy
   expect(res.body.results).toEqual([
     { approvalId: approvals[0].approvalId, status: 'approved' },
     { approvalId: approvals[1].approvalId, status: 'rejected' },
-    { approvalId: 'no-such-approval', status: 'error', error: { code: 'not_found', message: 'approval no-such-approval does not exist' } },
+    {
+      approvalId: 'no-such-approval',
+      status: 'error',
+      error: { code: 'not_found', message: 'approval no-such-approval does not exist' },
+    },
   ]);
   await engine.waitForGoal(ids[0], (g) => g.status === 'completed');
   await engine.waitForGoal(ids[1], (g) => g.status === 'failed');
@@ -106,7 +125,10 @@ test('the decide update refuses an unknown approval and accepts a pending one', 
   const handle = engine.temporal.client.workflow.getHandle(`goal-${body.goalId}`);
   const refused = await handle
     .executeUpdate('decide', { args: [{ approvalId: 'nope', decision: 'approve', actor: 'test' }] })
-    .then(() => undefined, (err: Error) => err);
+    .then(
+      () => undefined,
+      (err: Error) => err,
+    );
   expect((refused?.cause as Error | undefined)?.message).toBe('approval nope is not part of this goal');
   const answer = await handle.executeUpdate('decide', {
     args: [{ approvalId: waiting.approvals[0].approvalId, decision: 'approve', actor: 'temporal-ui' }],

@@ -16,7 +16,10 @@ async function scriptedPlanner(input: PlanGoalInput): Promise<ProposedPlan> {
   plannerCalls.push(input);
   const base = planOffline(input);
   if (input.title === 'bad-then-good' && input.feedback.length === 0) {
-    return { ...base, steps: [{ id: 'x', tool: 'crystal.ball', title: 'Guess', rationale: '', inputs: {}, dependsOn: [] }] };
+    return {
+      ...base,
+      steps: [{ id: 'x', tool: 'crystal.ball', title: 'Guess', rationale: '', inputs: {}, dependsOn: [] }],
+    };
   }
   if (input.title === 'fan-out') {
     return {
@@ -24,7 +27,14 @@ async function scriptedPlanner(input: PlanGoalInput): Promise<ProposedPlan> {
       steps: [
         { id: 'a', tool: 'memory.recall', title: 'Recall A', rationale: '', inputs: { query: 'alpha' }, dependsOn: [] },
         { id: 'b', tool: 'memory.recall', title: 'Recall B', rationale: '', inputs: { query: 'bravo' }, dependsOn: [] },
-        { id: 'sum', tool: 'text.summarize', title: 'Summarize', rationale: '', inputs: { source: { fromStep: 'a' }, context: { fromStep: 'b' } }, dependsOn: ['a', 'b'] },
+        {
+          id: 'sum',
+          tool: 'text.summarize',
+          title: 'Summarize',
+          rationale: '',
+          inputs: { source: { fromStep: 'a' }, context: { fromStep: 'b' } },
+          dependsOn: ['a', 'b'],
+        },
       ],
     };
   }
@@ -46,7 +56,9 @@ test('an invalid plan is rejected with its reasons and the planner is asked agai
   expect(done.planChurn).toBe(1);
   const calls = plannerCalls.filter((c) => c.goalId === body.goalId);
   expect(calls.map((c) => c.feedback)).toEqual([[], ['step "x" names unknown tool "crystal.ball"']]);
-  const rejected = (await engine.http('GET', `/v1/goals/${body.goalId}/events`)).body.events.find((e: any) => e.type === 'plan.rejected');
+  const rejected = (await engine.http('GET', `/v1/goals/${body.goalId}/events`)).body.events.find(
+    (e: any) => e.type === 'plan.rejected',
+  );
   expect(rejected.data.problems).toEqual(['step "x" names unknown tool "crystal.ball"']);
 });
 
@@ -64,9 +76,15 @@ test('independent steps are scheduled together; the dependent one waits for both
     }
     if (e.workflowTaskCompletedEventAttributes) order.push('|');
   }
-  const batches = order.join(' ').split('|').map((b) => b.trim()).filter(Boolean);
+  const batches = order
+    .join(' ')
+    .split('|')
+    .map((b) => b.trim())
+    .filter(Boolean);
   expect(batches).toContain('scheduled:a scheduled:b');
-  expect(batches.findIndex((b) => b.includes('scheduled:sum'))).toBeGreaterThan(batches.findIndex((b) => b.includes('scheduled:a')));
+  expect(batches.findIndex((b) => b.includes('scheduled:sum'))).toBeGreaterThan(
+    batches.findIndex((b) => b.includes('scheduled:a')),
+  );
 });
 
 test('an approval nobody decides is escalated, then expires, and nothing is sent', async () => {
