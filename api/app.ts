@@ -134,13 +134,11 @@ export function createApp(deps: AppDeps): express.Express {
         const mapped = await mapInboundEvent(tx, body);
         return { id, duplicate: false, ...(mapped.contactId ? { contactId: mapped.contactId } : {}), mapped };
       });
-      res
-        .status(result.duplicate ? 200 : 201)
-        .json({
-          id: result.id,
-          duplicate: result.duplicate,
-          ...('contactId' in result ? { contactId: result.contactId } : {}),
-        });
+      res.status(result.duplicate ? 200 : 201).json({
+        id: result.id,
+        duplicate: result.duplicate,
+        ...('contactId' in result ? { contactId: result.contactId } : {}),
+      });
     }),
   );
 

@@ -23,21 +23,36 @@ async function firstApproval(goalId: string) {
 test('projections rebuilt from the events match the live tables after a mixed workload', async () => {
   const post = async (body: object) => (await engine.http('POST', '/v1/goals', body)).body.goalId as string;
   const inbound = (externalId: string, from: string, subject: string) =>
-    engine.http('POST', '/v1/events', { source: 'email', type: 'email.received', externalId, payload: { from, subject, text: `${subject}. Thanks.` } });
+    engine.http('POST', '/v1/events', {
+      source: 'email',
+      type: 'email.received',
+      externalId,
+      payload: { from, subject, text: `${subject}. Thanks.` },
+    });
 
   expect((await inbound('m1', 'ada@acme.example', 'Invoice question')).status).toBe(201);
   expect((await inbound('m1', 'ada@acme.example', 'Invoice question')).status).toBe(200);
   expect((await inbound('m2', 'Ada Lovelace <ada@acme.example>', 'Follow-up')).status).toBe(201);
   expect((await inbound('m3', 'Grace <grace@gmail.com>', 'Hello')).status).toBe(201);
 
-  const note = await post({ title: 'Summarize the Acme thread', kind: 'note', input: { text: 'Acme asked about the invoice. We answered.' } });
+  const note = await post({
+    title: 'Summarize the Acme thread',
+    kind: 'note',
+    input: { text: 'Acme asked about the invoice. We answered.' },
+  });
   const edited = await post({ title: 'Email ada@acme.example a thank-you note', requestId: 'r-edited' });
   const rejected = await post({ title: 'Email grace@gmail.com about the delay' });
   const cancelled = await post({ title: 'Email bob@example.com the newsletter' });
   const overBudget = await post({ title: 'Email cy@example.com a hello', budgetUsd: 0.001 });
 
-  await engine.http('POST', `/v1/approvals/${await firstApproval(edited)}/decision`, { decision: 'approve', edits: { subject: 'Thank you!', body: 'Thank you, Ada.' } });
-  await engine.http('POST', `/v1/approvals/${await firstApproval(rejected)}/decision`, { decision: 'reject', comment: 'not now' });
+  await engine.http('POST', `/v1/approvals/${await firstApproval(edited)}/decision`, {
+    decision: 'approve',
+    edits: { subject: 'Thank you!', body: 'Thank you, Ada.' },
+  });
+  await engine.http('POST', `/v1/approvals/${await firstApproval(rejected)}/decision`, {
+    decision: 'reject',
+    comment: 'not now',
+  });
   await firstApproval(cancelled);
   await engine.http('POST', `/v1/goals/${cancelled}/cancel`, { reason: 'later' });
   await engine.waitForGoal(note, (g) => g.status === 'completed');
@@ -53,7 +68,10 @@ test('projections rebuilt from the events match the live tables after a mixed wo
   ]);
   expect(contacts[0].organizationId).not.toBeNull();
   expect(contacts[1].organizationId).toBeNull();
-  const versions = await engine.db.prisma.artifact.findMany({ where: { goalId: edited, kind: 'draft' }, orderBy: { version: 'asc' } });
+  const versions = await engine.db.prisma.artifact.findMany({
+    where: { goalId: edited, kind: 'draft' },
+    orderBy: { version: 'asc' },
+  });
   expect(versions.map((v) => [v.version, v.humanEdited, v.lineageId])).toEqual([
     [1, false, versions[0].id],
     [2, true, versions[0].id],
@@ -61,7 +79,12 @@ test('projections rebuilt from the events match the live tables after a mixed wo
 
   const report = await rebuildAndCompare(engine.db.url);
   expect(report.differences).toEqual([]);
-  expect(report.rows).toEqual({ goals: 5, organizations: 1, contacts: 2, artifacts: await engine.db.prisma.artifact.count() });
+  expect(report.rows).toEqual({
+    goals: 5,
+    organizations: 1,
+    contacts: 2,
+    artifacts: await engine.db.prisma.artifact.count(),
+  });
 });
 
 test('a change made behind the log is reported with the column and both values', async () => {
@@ -72,7 +95,13 @@ test('a change made behind the log is reported with the column and both values',
   expect(report.differences).toEqual(
     expect.arrayContaining([
       { table: 'goals', id: goal.id, kind: 'different', column: 'status', live: 'failed', rebuilt: 'completed' },
-      expect.objectContaining({ table: 'contacts', kind: 'different', column: 'name', live: 'Mallory', rebuilt: 'Grace' }),
+      expect.objectContaining({
+        table: 'contacts',
+        kind: 'different',
+        column: 'name',
+        live: 'Mallory',
+        rebuilt: 'Grace',
+      }),
     ]),
   );
   expect(report.differences).toHaveLength(2);
