@@ -48,6 +48,11 @@ export interface OpenAIStandinOptions {
    * embedder's vector for `text` at `dims`.
    */
   embedding?: (text: string, dims: number) => number[];
+  /**
+   * Lists `data` in reverse order (each item keeps its `index`). The API
+   * does not promise order, so clients must place vectors by `index`.
+   */
+  reverseData?: boolean;
   /** Vector size when the request has no `dimensions` and the model is not one of OpenAI's (default 1536). */
   defaultDims?: number;
 }
@@ -163,6 +168,7 @@ export async function startOpenAIStandin(opts: OpenAIStandinOptions = {}): Promi
       const embedding = base64 ? Buffer.from(new Float32Array(vector).buffer).toString('base64') : vector;
       data.push({ object: 'embedding', index, embedding });
     }
+    if (opts.reverseData) data.reverse();
     const tokens = texts.reduce((sum: number, t: string) => sum + countTokens(t), 0);
     sendJson(res, 200, {
       object: 'list',

@@ -5,6 +5,7 @@
  * database; js-tiktoken's bundled o200k_base ranks.
  */
 import { createHash } from 'node:crypto';
+import OpenAI from 'openai';
 import {
   contentHash,
   createCachedEmbedder,
@@ -98,6 +99,22 @@ describe('hashing embedder', () => {
     expect(cosine(refund, refund2)).toBeGreaterThan(Math.abs(cosine(refund, logo)) + 0.25);
   });
 
+  it('has no bias between unrelated texts (signed hashing cancels collisions on average)', async () => {
+    // Texts of made-up words from a fixed LCG: no shared words, so any similarity is hash collisions.
+    let seed = 12345;
+    const rand = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
+    const word = () =>
+      Array.from({ length: 4 + Math.floor(rand() * 6) }, () => 'bcdfghjklmnpqrstvwxz'[Math.floor(rand() * 20)]).join(
+        '',
+      );
+    const text = () => Array.from({ length: 8 }, word).join(' ');
+    const pairs = Array.from({ length: 200 }, () => [text(), text()]);
+    const vectors = await embedder.embed(pairs.flat());
+    let sum = 0;
+    for (let i = 0; i < pairs.length; i++) sum += cosine(vectors[2 * i], vectors[2 * i + 1]);
+    expect(Math.abs(sum / pairs.length)).toBeLessThan(0.02);
+  });
+
   it('matches shared stems, case and accents', async () => {
     const [payments, payment, cafe, Cafe, unrelated] = await embedder.embed([
       'overdue payments',
@@ -164,6 +181,19 @@ describe('OpenAI embedder over the real client', () => {
       expect(norm(v)).toBeCloseTo(1, 5);
       expect(cosine(v, expected[i])).toBeGreaterThan(0.99999);
     });
+  });
+
+  it('places vectors by index, not by position in the response', async () => {
+    const reversed = await startOpenAIStandin({ reverseData: true });
+    try {
+      const texts = ['first text about invoices', 'second text about hiking', 'third text about taxes'];
+      const embedder = createOpenAIEmbedder({ baseURL: reversed.baseURL, model: 'text-embedding-3-small' });
+      const vectors = await embedder.embed(texts);
+      const expected = await createHashingEmbedder({ dims: 1536 }).embed(texts);
+      vectors.forEach((v, i) => expect(cosine(v, expected[i])).toBeGreaterThan(0.99999));
+    } finally {
+      await reversed.close();
+    }
   });
 
   it('makes no request for no texts', async () => {
@@ -476,5 +506,82 @@ describe('tokenizer (o200k_base)', () => {
     expect(truncateToTokens(glyphs, 7)).toBe('\u{13000}');
     expect(truncateToTokens(glyphs, 8)).toBe('\u{13000}\u{13000}');
     expect(truncateToTokens(glyphs, 11)).not.toContain('\uFFFD');
+  });
+});
+
+describe('OpenAI stand-in: chat completions through the real client', () => {
+  let standin: OpenAIStandin;
+  beforeAll(async () => {
+    standin = await startOpenAIStandin({
+      apiKey: API_KEY,
+      chat: (body) =>
+        body.model === 'upper' ? messagesText(body).toUpperCase() : `replied to ${body.messages.length}`,
+    });
+  });
+  afterAll(async () => {
+    await standin?.close();
+  });
+
+  function messagesText(body: { messages: Array<{ content: unknown }> }): string {
+    return body.messages.map((m) => String(m.content)).join(' ');
+  }
+
+  it('answers with the reply function and real usage counts', async () => {
+    const client = new OpenAI({ apiKey: API_KEY, baseURL: standin.baseURL });
+    const res = await client.chat.completions.create({
+      model: 'upper',
+      messages: [
+        { role: 'system', content: 'be loud' },
+        { role: 'user', content: 'hello world' },
+      ],
+    });
+    expect(res.object).toBe('chat.completion');
+    expect(res.choices[0].message.content).toBe('BE LOUD HELLO WORLD');
+    expect(res.choices[0].finish_reason).toBe('stop');
+    expect(res.usage?.completion_tokens).toBe(countTokens('BE LOUD HELLO WORLD'));
+    expect(res.usage?.total_tokens).toBe(res.usage!.prompt_tokens + res.usage!.completion_tokens);
+  });
+
+  it('echoes the last user message by default and streams when asked', async () => {
+    const echo = await startOpenAIStandin();
+    try {
+      const client = new OpenAI({ apiKey: 'anything', baseURL: echo.baseURL });
+      const res = await client.chat.completions.create({
+        model: 'gpt-4o-mini',
+        messages: [
+          { role: 'user', content: 'first' },
+          { role: 'assistant', content: 'ok' },
+          { role: 'user', content: [{ type: 'text', text: 'second message' }] },
+        ],
+      });
+      expect(res.choices[0].message.content).toBe('second message');
+
+      const stream = await client.chat.completions.create({
+        model: 'gpt-4o-mini',
+        messages: [{ role: 'user', content: 'streamed reply' }],
+        stream: true,
+        stream_options: { include_usage: true },
+      });
+      let text = '';
+      let usage: OpenAI.CompletionUsage | undefined;
+      for await (const chunk of stream) {
+        text += chunk.choices[0]?.delta.content ?? '';
+        usage = chunk.usage ?? usage;
+      }
+      expect(text).toBe('streamed reply');
+      expect(usage?.completion_tokens).toBe(countTokens('streamed reply'));
+    } finally {
+      await echo.close();
+    }
+  });
+
+  it('rejects a wrong key with a 401 AuthenticationError', async () => {
+    const client = new OpenAI({ apiKey: 'sk-nope-0000000000', baseURL: standin.baseURL, maxRetries: 0 });
+    const err = await client.chat.completions
+      .create({ model: 'x', messages: [{ role: 'user', content: 'hi' }] })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(OpenAI.AuthenticationError);
+    expect((err as InstanceType<typeof OpenAI.AuthenticationError>).status).toBe(401);
+    expect((err as InstanceType<typeof OpenAI.AuthenticationError>).code).toBe('invalid_api_key');
   });
 });
