@@ -4,6 +4,8 @@
  */
 import type { Db } from '../lib/prisma';
 import type { EmailConnector } from './connectors/email';
+import { createCompactionActivities } from './memory/compaction';
+import type { MemoryService } from './memory/service';
 import { planOffline } from './planner/offline';
 import { createApprovalActivities } from './state/approvals';
 import { createGoalStateActivities } from './state/goals';
@@ -13,7 +15,10 @@ import type { PlanGoalInput, ProposedPlan } from './types';
 export interface ActivityDeps {
   prisma: Db;
   email: EmailConnector;
+  memory: MemoryService;
   operatorName?: string;
+  /** Token budget of a step's working set (KEEL_WORKING_SET_TOKENS). */
+  workingSetTokens?: number;
   /** Proposes plans; the offline planner unless another is given (a model planner, a test's). */
   planner?: (input: PlanGoalInput) => Promise<ProposedPlan>;
 }
@@ -25,12 +30,15 @@ export function createActivities(deps: ActivityDeps) {
       return deps.planner ? deps.planner(input) : planOffline(input);
     },
     ...createGoalStateActivities(deps.prisma),
-    ...createApprovalActivities(deps.prisma),
+    ...createApprovalActivities(deps.prisma, deps.memory),
     ...createStepActivities({
       prisma: deps.prisma,
       email: deps.email,
+      memory: deps.memory,
       operatorName: deps.operatorName ?? 'The Keel operator',
+      workingSetTokens: deps.workingSetTokens ?? 1500,
     }),
+    ...createCompactionActivities({ prisma: deps.prisma, memory: deps.memory }),
   };
 }
 

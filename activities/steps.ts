@@ -10,6 +10,9 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { Db } from '../lib/prisma';
 import type { StepOutput, StepResult } from '../shared/plan';
 import type { EmailConnector } from './connectors/email';
+import { memoryId, type MemoryService } from './memory/service';
+import { assembleWorkingSet } from './memory/working-set';
+import { contactSubject, parseAddress, upsertContact } from './state/entities';
 import { loadArtifact, preview, saveArtifact, setArtifactStatus } from './state/artifacts';
 import { appendEvents, json } from './state/events';
 import type { CompensationInput, StepActivityInput } from './types';
@@ -19,9 +22,13 @@ export const OFFLINE_LABEL = 'offline (no model was used)';
 export interface StepDeps {
   prisma: Db;
   email: EmailConnector;
+  memory: MemoryService;
+  workingSetTokens: number;
   /** Who signs drafts. */
   operatorName: string;
 }
+
+const memoryIdFor = (goalId: string, status: string) => memoryId('episodic', `goal:${goalId}`, status, 'goal-outcome');
 
 const stableId = (prefix: string, ...parts: (string | number)[]) =>
   `${prefix}-${createHash('sha256').update(parts.join('\u0000')).digest('hex').slice(0, 32)}`;
@@ -112,40 +119,21 @@ export function createStepActivities(deps: StepDeps) {
   }
 
   return {
-    /** memory.recall: gathers past outcomes and inbound events that mention the subject or the query's words. */
+    /**
+     * memory.recall: the step's working set — canonical facts about the subject
+     * and ranked memories — under the token budget, stored as a context artifact.
+     */
     recallContext: recorded(async (input) => {
       const query = requireString(input, 'query');
-      const subject = typeof input.inputs.subject === 'string' ? input.inputs.subject : undefined;
-      const terms = [
-        subject,
-        ...query
-          .split(/\W+/)
-          .filter((w) => w.length > 4)
-          .sort((a, b) => b.length - a.length)
-          .slice(0, 3),
-      ].filter((t): t is string => Boolean(t));
-      const found: { id: string; text: string }[] = [];
-      for (const term of terms) {
-        const artifacts = await prisma.artifact.findMany({
-          where: {
-            kind: 'outcome',
-            status: 'active',
-            content: { contains: term, mode: 'insensitive' },
-            NOT: { goalId: input.goalId },
-          },
-          orderBy: { createdAt: 'desc' },
-          take: 3,
-        });
-        for (const a of artifacts) found.push({ id: `artifact:${a.id}`, text: a.content });
-        const inbound = await prisma.$queryRaw<{ id: string; source: string; type: string; payload: unknown }[]>`
-          SELECT id, source, type, payload FROM inbound_events WHERE payload::text ILIKE ${`%${term}%`} ORDER BY received_at DESC LIMIT 3`;
-        for (const e of inbound)
-          found.push({ id: `inbound:${e.id}`, text: `${e.source} ${e.type}: ${JSON.stringify(e.payload)}` });
-      }
-      const unique = found.filter((f, i) => found.findIndex((g) => g.id === f.id) === i).slice(0, 8);
-      const content = unique.length
-        ? unique.map((f) => `- ${preview(f.text, 400)}`).join('\n')
-        : `Nothing on record about: ${subject ?? query}`;
+      const rawSubject = typeof input.inputs.subject === 'string' ? input.inputs.subject : undefined;
+      const address = parseAddress(rawSubject);
+      const subject = address ? contactSubject(address.email) : rawSubject;
+      const budget = typeof input.inputs.tokenBudget === 'number' ? input.inputs.tokenBudget : deps.workingSetTokens;
+      const ws = await assembleWorkingSet(
+        { prisma, memory: deps.memory },
+        { query, subject, tokenBudget: budget, excludeGoalId: input.goalId },
+      );
+      const content = ws.items.length ? ws.text : `Nothing on record about: ${subject ?? query}`;
       const ref = await saveArtifact(
         prisma,
         {
@@ -154,14 +142,21 @@ export function createStepActivities(deps: StepDeps) {
           kind: 'context',
           title: `Context for ${subject ?? query}`,
           content,
-          metadata: { memoryIds: unique.map((u) => u.id) },
+          subject,
+          metadata: {
+            memoryIds: ws.memoryIds,
+            tokens: ws.tokens,
+            budget: ws.budget,
+            dropped: ws.dropped,
+            lexical: ws.lexical,
+          },
         },
         stableId('ctx', input.workflowId, input.planVersion, input.stepId),
       );
       return {
-        output: { ref, preview: preview(content), items: unique.length },
-        memoryIds: unique.map((u) => u.id),
-        model: 'none',
+        output: { ref, preview: preview(content), items: ws.items.length, tokens: ws.tokens, subject },
+        memoryIds: ws.memoryIds,
+        model: ws.lexical ? 'offline-hash (lexical retrieval)' : deps.memory.embedder.model,
       };
     }),
 
@@ -234,6 +229,9 @@ export function createStepActivities(deps: StepDeps) {
           onProgress: () => ctx.heartbeat(),
           signal: ctx.cancellationSignal,
         });
+        // Whoever Keel writes to is someone the operator deals with.
+        const recipient = parseAddress(to);
+        if (recipient) await prisma.$transaction((tx) => upsertContact(tx, recipient, { actor: 'keel' }));
         return {
           output: {
             preview: `Sent "${subject}" to ${to}`,
@@ -278,6 +276,7 @@ export function createStepActivities(deps: StepDeps) {
     recordOutcome: recorded(async (input) => {
       const summary = input.inputs.summary as StepOutput | string | undefined;
       const text = typeof summary === 'string' ? summary : (summary?.preview ?? (await textOf(prisma, summary)));
+      const to = typeof summary === 'object' && typeof summary?.to === 'string' ? parseAddress(summary.to) : null;
       const ref = await saveArtifact(
         prisma,
         {
@@ -286,12 +285,69 @@ export function createStepActivities(deps: StepDeps) {
           kind: 'outcome',
           title: preview(text, 80),
           content: text,
+          subject: to ? contactSubject(to.email) : `goal:${input.goalId}`,
           metadata: { from: summary },
         },
         stableId('out', input.workflowId, input.planVersion, input.stepId),
       );
       return { output: { ref, preview: preview(text) } };
     }),
+
+    /**
+     * After a goal ends: an episodic memory of what happened, about the person
+     * it concerned (or the goal itself). Its id derives from the goal and its
+     * final status, so a retry does not remember it twice.
+     */
+    async rememberGoal(input: { goalId: string }): Promise<{ memoryId: string }> {
+      const goal = await prisma.goal.findUniqueOrThrow({ where: { id: input.goalId } });
+      const steps = await prisma.step.findMany({
+        where: { goalId: goal.id, planVersion: goal.planVersion },
+        orderBy: { createdAt: 'asc' },
+      });
+      const approvals = await prisma.approval.findMany({ where: { goalId: goal.id }, orderBy: { createdAt: 'asc' } });
+      const draft = await prisma.artifact.findFirst({
+        where: { goalId: goal.id, kind: 'draft' },
+        orderBy: { version: 'desc' },
+      });
+      const outcome = goal.outcome as StepOutput | null;
+      const decided = approvals
+        .filter((a) => a.decision)
+        .map(
+          (a) =>
+            `${a.decision === 'approve' ? 'approved' : 'rejected'} by ${a.actor}${a.comment ? ` ("${a.comment}")` : ''}`,
+        );
+      const text = [
+        `Goal "${goal.title}" ended ${goal.status}.`,
+        outcome?.preview ? `Outcome: ${outcome.preview}` : goal.error ? `Reason: ${goal.error}` : '',
+        decided.length ? `The operator ${decided.join('; ')}.` : '',
+        draft?.humanEdited ? `The operator edited the draft before it was sent: "${preview(draft.content, 300)}"` : '',
+        `Steps: ${steps.map((s) => `${s.stepId} ${s.status}`).join(', ')}.`,
+      ]
+        .filter(Boolean)
+        .join(' ');
+      const subject = draft?.subject ?? `goal:${goal.id}`;
+      const { id } = await deps.memory.remember({
+        id: memoryIdFor(goal.id, goal.status),
+        text,
+        kind: 'episodic',
+        subject,
+        source: 'agent',
+        importance: goal.status === 'completed' ? 0.6 : 0.4,
+        humanEdited: Boolean(draft?.humanEdited),
+        goalId: goal.id,
+        occurredAt: goal.finishedAt ?? new Date(),
+        metadata: { goalStatus: goal.status },
+      });
+      await appendEvents(prisma, [
+        {
+          goalId: goal.id,
+          type: 'memory.remembered',
+          actor: 'keel',
+          data: { memoryId: id, kind: 'episodic', subject },
+        },
+      ]);
+      return { memoryId: id };
+    },
 
     /** Compensation for drafts and summaries: the artifact is kept but marked discarded. */
     async discardArtifact(input: CompensationInput): Promise<void> {

@@ -6,17 +6,21 @@ import { randomUUID, timingSafeEqual } from 'node:crypto';
 import express, { Router, type RequestHandler } from 'express';
 import type { Client } from '@temporalio/client';
 import { z } from 'zod';
-import { mapInboundEvent } from '../activities/state/entities';
+import { inboundMemory, mapInboundEvent } from '../activities/state/entities';
+import { memoryId } from '../activities/memory/service';
 import { appendEvents } from '../activities/state/events';
 import type { Db } from '../lib/prisma';
 import type { GoalSettings } from '../workflows/types';
+import type { MemoryService } from '../activities/memory/service';
 import { approvalRoutes } from './approvals';
+import { memoryRoutes } from './memory';
 import { HttpError, errorHandler, parse, route } from './errors';
 import { GOAL_STATUSES, goalRoutes } from './goals';
 
 export interface AppDeps {
   client: Client;
   prisma: Db;
+  memory: MemoryService;
   apiKey: string;
   taskQueue: string;
   goalSettings: GoalSettings;
@@ -102,6 +106,7 @@ export function createApp(deps: AppDeps): express.Express {
   v1.use(bearerAuth(deps.apiKey));
   v1.use(goalRoutes(deps));
   v1.use(approvalRoutes(deps));
+  v1.use(memoryRoutes(deps));
 
   /** POST /v1/events — an adapter's event, stored once per source + externalId. */
   v1.post(
@@ -132,8 +137,22 @@ export function createApp(deps: AppDeps): express.Express {
           },
         ]);
         const mapped = await mapInboundEvent(tx, body);
-        return { id, duplicate: false, ...(mapped.contactId ? { contactId: mapped.contactId } : {}), mapped };
+        return { id, duplicate: false, ...(mapped.contactId ? { contactId: mapped.contactId } : {}) };
       });
+      // After the commit, and on duplicates too: a retry after a failed memory write completes it (same id, stored once).
+      const stored = await prisma.inboundEvent.findUniqueOrThrow({ where: { id: result.id } });
+      const remembered = inboundMemory(stored.payload as Record<string, unknown>);
+      if (remembered) {
+        await deps.memory.remember({
+          id: memoryId('episodic', remembered.subject, `inbound:${stored.id}`, ''),
+          text: remembered.text,
+          kind: 'episodic',
+          subject: remembered.subject,
+          source: 'adapter',
+          occurredAt: remembered.occurredAt ?? stored.receivedAt,
+          metadata: { inboundId: stored.id, source: stored.source, type: stored.type },
+        });
+      }
       res.status(result.duplicate ? 200 : 201).json({
         id: result.id,
         duplicate: result.duplicate,
@@ -146,13 +165,17 @@ export function createApp(deps: AppDeps): express.Express {
   v1.get(
     '/metrics',
     route(async (_req, res) => {
-      const [byStatus, totals, decided, stepsRun, context] = await Promise.all([
+      const [byStatus, totals, decided, stepsRun, context, workingSets, memoryStats] = await Promise.all([
         prisma.goal.groupBy({ by: ['status'], _count: { _all: true } }),
         prisma.goal.aggregate({ _sum: { planChurn: true, costUsd: true }, _count: { _all: true } }),
         prisma.approval.count({ where: { status: { in: ['approved', 'rejected'] } } }),
         prisma.step.count({ where: { status: { in: ['completed', 'compensated'] } } }),
         prisma.$queryRaw<{ avg: number | null; max: number | null }[]>`
           SELECT avg(length(content))::float8 AS avg, max(length(content))::float8 AS max FROM artifacts WHERE kind = 'context'`,
+        prisma.$queryRaw<{ avg: number | null; max: number | null; steps: bigint }[]>`
+          SELECT avg((metadata->>'tokens')::float8) AS avg, max((metadata->>'tokens')::float8) AS max, count(*) AS steps
+            FROM artifacts WHERE kind = 'context' AND metadata ? 'tokens'`,
+        deps.memory.stats(),
       ]);
       const goalsByStatus = Object.fromEntries(GOAL_STATUSES.map((s) => [s, 0]));
       for (const row of byStatus) goalsByStatus[row.status] = row._count._all;
@@ -168,7 +191,16 @@ export function createApp(deps: AppDeps): express.Express {
           committedOutcomes: completed,
           perOutcome: completed ? (totals._sum.costUsd ?? 0) / completed : 0,
         },
-        contextSize: { avgChars: context[0]?.avg ?? 0, maxChars: context[0]?.max ?? 0 },
+        contextSize: {
+          avgChars: context[0]?.avg ?? 0,
+          maxChars: context[0]?.max ?? 0,
+          workingSetTokens: {
+            avg: workingSets[0]?.avg ?? 0,
+            max: workingSets[0]?.max ?? 0,
+            steps: Number(workingSets[0]?.steps ?? 0),
+          },
+          memory: memoryStats,
+        },
       });
     }),
   );

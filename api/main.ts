@@ -5,6 +5,7 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { loadConfig, type Config } from '../lib/config';
 import { createPrisma } from '../lib/prisma';
+import { memoryFromConfig } from '../activities/memory';
 import { createApp } from './app';
 
 /** Without KEEL_API_KEY, a key is made once and kept in .keel/api-key so restarts keep it. */
@@ -24,9 +25,11 @@ async function run() {
   const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
   const prisma = createPrisma(config.DATABASE_URL);
   const key = apiKey(config);
+  const memory = memoryFromConfig(config, prisma);
   const app = createApp({
     client,
     prisma,
+    memory,
     apiKey: key.key,
     taskQueue: config.KEEL_TASK_QUEUE,
     bodyLimit: config.KEEL_BODY_LIMIT,
@@ -46,7 +49,7 @@ async function run() {
   });
   const stop = () => {
     server.close(() => {
-      void Promise.all([prisma.$disconnect(), connection.close()]).finally(() => process.exit(0));
+      void Promise.all([memory.store.close(), prisma.$disconnect(), connection.close()]).finally(() => process.exit(0));
     });
   };
   process.once('SIGINT', stop);

@@ -16,6 +16,9 @@ import { DefaultLogger, Runtime, bundleWorkflowCode } from '@temporalio/worker';
 import { Client as PgClient } from 'pg';
 import { createApp } from '../api/app';
 import { createEmailConnector } from '../activities/connectors/email';
+import { createEmbeddedStore } from '../activities/memory/embedded-store';
+import { createCachedEmbedder, createHashingEmbedder } from '../activities/memory/embedders';
+import { createMemoryService } from '../activities/memory/service';
 import { migrate } from '../lib/migrations';
 import { createPrisma } from '../lib/prisma';
 import { bareGoalWorkflow } from '../workflows';
@@ -101,12 +104,15 @@ async function run() {
   await (await import('node:fs/promises')).mkdir(path.dirname(bundlePath), { recursive: true });
   await (await import('node:fs/promises')).writeFile(bundlePath, code);
   const taskQueue = 'keel-bench';
+  const embedder = createCachedEmbedder(createHashingEmbedder(), { prisma });
+  const memory = createMemoryService({ prisma, embedder, store: createEmbeddedStore({ prisma, dims: embedder.dims }) });
   const worker = await createKeelWorker({
     connection: env.nativeConnection,
     namespace: 'default',
     taskQueue,
     prisma,
     email,
+    memory,
     workflowBundlePath: bundlePath,
   });
   const running = worker.run();
@@ -115,6 +121,7 @@ async function run() {
   const app = createApp({
     client: env.client,
     prisma,
+    memory,
     apiKey,
     taskQueue,
     defaultBudgetUsd: 5,

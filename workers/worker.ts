@@ -1,10 +1,15 @@
 /** Builds a Keel worker from its dependencies; used by workers/main.ts, the tests and the benchmark. */
+import { Client, Connection, ScheduleAlreadyRunning, ScheduleOverlapPolicy } from '@temporalio/client';
+import type { Duration } from '@temporalio/common';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities';
 import { createEmailConnector, type EmailConnector } from '../activities/connectors/email';
+import { memoryFromConfig } from '../activities/memory';
+import type { MemoryService } from '../activities/memory/service';
 import type { Config } from '../lib/config';
 import { parseFaults } from '../lib/faults';
 import { createPrisma, type Db } from '../lib/prisma';
+import { COMPACTION_SCHEDULE_ID, type CompactionInput } from '../workflows/compaction';
 
 export interface KeelWorkerDeps {
   connection: NativeConnection;
@@ -12,9 +17,11 @@ export interface KeelWorkerDeps {
   taskQueue: string;
   prisma: Db;
   email: EmailConnector;
+  memory: MemoryService;
   /** A prebuilt workflow bundle (tests and the benchmark build it once); otherwise workflows/ is bundled at start. */
   workflowBundlePath?: string;
   operatorName?: string;
+  workingSetTokens?: number;
   planner?: ActivityDeps['planner'];
   options?: Partial<WorkerOptions>;
 }
@@ -30,11 +37,48 @@ export async function createKeelWorker(deps: KeelWorkerDeps): Promise<Worker> {
     activities: createActivities({
       prisma: deps.prisma,
       email: deps.email,
+      memory: deps.memory,
       operatorName: deps.operatorName,
+      workingSetTokens: deps.workingSetTokens,
       planner: deps.planner,
     }),
     ...deps.options,
   });
+}
+
+/** `6h`, `30m`, `45s` or milliseconds, as the schedule's interval. */
+function parseInterval(value: string): Duration {
+  if (/^\d+$/.test(value)) return Number(value);
+  if (/^\d+(ms|s|m|h|d)$/.test(value)) return value as Duration;
+  throw new Error(`KEEL_COMPACTION_INTERVAL must look like 6h, 30m or 45s, got "${value}"`);
+}
+
+/**
+ * Creates the memory-compaction schedule unless it exists. The schedule, not
+ * this process, owns the timing: any number of workers may call this.
+ */
+export async function ensureCompactionSchedule(
+  client: Client,
+  opts: { taskQueue: string; interval: string; args: CompactionInput },
+): Promise<'created' | 'exists'> {
+  try {
+    await client.schedule.create({
+      scheduleId: COMPACTION_SCHEDULE_ID,
+      spec: { intervals: [{ every: parseInterval(opts.interval) }] },
+      action: {
+        type: 'startWorkflow',
+        workflowType: 'compactMemoryWorkflow',
+        taskQueue: opts.taskQueue,
+        args: [opts.args],
+      },
+      policies: { overlap: ScheduleOverlapPolicy.SKIP, catchupWindow: '1 hour' },
+      memo: { title: 'Keel memory compaction' },
+    });
+    return 'created';
+  } catch (err) {
+    if (err instanceof ScheduleAlreadyRunning) return 'exists';
+    throw err;
+  }
 }
 
 /** Everything a worker process owns, built from configuration. */
@@ -48,19 +92,33 @@ export async function createWorkerFromConfig(config: Config) {
     prisma,
     faults: parseFaults(config.KEEL_FAULTS),
   });
+  const memory = memoryFromConfig(config, prisma);
   const worker = await createKeelWorker({
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.KEEL_TASK_QUEUE,
     prisma,
     email,
+    memory,
     workflowBundlePath: config.KEEL_WORKFLOW_BUNDLE,
     operatorName: config.KEEL_OPERATOR_NAME,
+    workingSetTokens: config.KEEL_WORKING_SET_TOKENS,
   });
+  const clientConnection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
+  const schedule = await ensureCompactionSchedule(
+    new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE }),
+    {
+      taskQueue: config.KEEL_TASK_QUEUE,
+      interval: config.KEEL_COMPACTION_INTERVAL,
+      args: { olderThanDays: config.KEEL_COMPACTION_AGE_DAYS, minItems: config.KEEL_COMPACTION_MIN_ITEMS },
+    },
+  );
   const close = async () => {
+    await memory.store.close();
     await email.close();
     await prisma.$disconnect();
+    await clientConnection.close();
     await connection.close();
   };
-  return { worker, close };
+  return { worker, close, schedule };
 }

@@ -12,6 +12,7 @@ import {
   condition,
   isCancellation,
   log,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   setHandler,
@@ -29,6 +30,8 @@ import { requiresApproval, validatePlan } from './policy';
 import type { ApprovalState, Decision, GoalInput, GoalResult, GoalState, GoalStatus, StepState } from './types';
 
 const KEEL = 'keel';
+/** patched() id for the episodic memory written when a goal ends. */
+export const EPISODIC_MEMORY_PATCH = 'keel-episodic-memory';
 
 /** Runs one goal to completed, failed or cancelled. */
 export async function goalWorkflow(goal: GoalInput): Promise<GoalResult> {
@@ -374,6 +377,17 @@ export async function goalWorkflow(goal: GoalInput): Promise<GoalResult> {
         finished: true,
       });
       return { goalId: goal.goalId, status, error: reason } satisfies GoalResult;
+    });
+  }
+  // Added after the first release: histories recorded before it replay without it.
+  if (patched(EPISODIC_MEMORY_PATCH)) {
+    await CancellationScope.nonCancellable(async () => {
+      try {
+        await byPreset.model.rememberGoal({ goalId: goal.goalId });
+      } catch (err) {
+        // Memory is worth having, not worth failing a finished goal over.
+        log.warn('Could not write the episodic memory of the goal', { error: errorMessage(err) });
+      }
     });
   }
   await condition(allHandlersFinished);

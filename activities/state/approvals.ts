@@ -1,6 +1,7 @@
 /** Approval records: opened by the workflow, decided by people (API, Slack) or by the workflow's deadline. */
 import { ApplicationFailure } from '@temporalio/common';
 import type { Db } from '../../lib/prisma';
+import type { MemoryService } from '../memory/service';
 import type { StepOutput } from '../../shared/plan';
 import type { ApprovalRef, OpenApprovalInput, RecordDecisionInput, RecordDecisionResult } from '../types';
 import { loadArtifact, saveArtifact } from './artifacts';
@@ -21,7 +22,7 @@ async function describeProposal(db: DbTx, input: OpenApprovalInput) {
   return { summary: `${input.title} (${input.tool})`, proposed: input.inputs };
 }
 
-export function createApprovalActivities(prisma: Db) {
+export function createApprovalActivities(prisma: Db, memory?: MemoryService) {
   return {
     /** Creates the approval (idempotent on its id) and marks the step and goal as waiting. */
     async openApproval(input: OpenApprovalInput): Promise<void> {
@@ -124,6 +125,28 @@ export function createApprovalActivities(prisma: Db) {
             `${approval.id}:edited`,
           );
         }
+        // Memories the goal's actions cited gain when a person approves and lose when they reject.
+        if (
+          memory &&
+          (approval.status === 'pending' || !(await hasDecisionEvent(tx, approval.id, 'memory.feedback')))
+        ) {
+          const steps = await tx.step.findMany({ where: { goalId: approval.goalId }, select: { memoryIds: true } });
+          const changed = await memory.applyFeedback(
+            tx,
+            steps.flatMap((s) => s.memoryIds),
+            status,
+          );
+          if (changed > 0) {
+            await appendEvents(tx, [
+              {
+                goalId: approval.goalId,
+                type: 'memory.feedback',
+                actor: input.actor,
+                data: { approvalId: approval.id, outcome: status, memories: changed },
+              },
+            ]);
+          }
+        }
         if (status === 'approved') {
           const stillPending = await tx.approval.count({ where: { goalId: approval.goalId, status: 'pending' } });
           const goal = await tx.goal.findUnique({ where: { id: approval.goalId }, select: { status: true } });
@@ -195,10 +218,10 @@ export function createApprovalActivities(prisma: Db) {
   };
 }
 
-async function hasDecisionEvent(tx: DbTx, approvalId: string): Promise<boolean> {
+async function hasDecisionEvent(tx: DbTx, approvalId: string, type?: string): Promise<boolean> {
   const found = await tx.event.findFirst({
     where: {
-      type: { in: ['approval.approved', 'approval.rejected'] },
+      type: { in: type ? [type] : ['approval.approved', 'approval.rejected'] },
       data: { path: ['approvalId'], equals: approvalId },
     },
     select: { seq: true },

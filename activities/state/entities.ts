@@ -115,12 +115,23 @@ export async function upsertContact(
 /** The subject key memories and artifacts use for a contact. */
 export const contactSubject = (email: string) => `contact:${email.toLowerCase()}`;
 
-export interface InboundMapping {
-  contactId?: string;
-  subject?: string;
-  /** Text worth remembering from the event, if any. */
-  memoryText?: string;
+export interface InboundMemory {
+  subject: string;
+  text: string;
   occurredAt?: Date;
+}
+
+/** What an email-like inbound event is worth remembering, and about whom; null when nothing. */
+export function inboundMemory(payload: Record<string, unknown>): InboundMemory | null {
+  const sender = parseAddress(payload.from ?? payload.sender ?? payload.email);
+  if (!sender) return null;
+  const subjectLine = typeof payload.subject === 'string' ? payload.subject : '';
+  const body = typeof payload.text === 'string' ? payload.text : typeof payload.body === 'string' ? payload.body : '';
+  const text = [subjectLine && `${sender.name ?? sender.email} wrote: ${subjectLine}`, body].filter(Boolean).join('\n');
+  if (!text) return null;
+  const when =
+    typeof payload.date === 'string' && !Number.isNaN(Date.parse(payload.date)) ? new Date(payload.date) : undefined;
+  return { subject: contactSubject(sender.email), text, ...(when ? { occurredAt: when } : {}) };
 }
 
 /**
@@ -132,21 +143,9 @@ export interface InboundMapping {
 export async function mapInboundEvent(
   tx: DbTx,
   event: { source: string; type: string; payload: Record<string, unknown> },
-): Promise<InboundMapping> {
-  const p = event.payload;
-  const sender = parseAddress(p.from ?? p.sender ?? p.email);
+): Promise<{ contactId?: string }> {
+  const sender = parseAddress(event.payload.from ?? event.payload.sender ?? event.payload.email);
   if (!sender) return {};
   const { contact } = await upsertContact(tx, sender, { actor: `adapter:${event.source}` });
-  const subjectLine = typeof p.subject === 'string' ? p.subject : '';
-  const body = typeof p.text === 'string' ? p.text : typeof p.body === 'string' ? p.body : '';
-  const when = typeof p.date === 'string' && !Number.isNaN(Date.parse(p.date)) ? new Date(p.date) : undefined;
-  const memoryText = [subjectLine && `${sender.name ?? sender.email} wrote: ${subjectLine}`, body]
-    .filter(Boolean)
-    .join('\n');
-  return {
-    contactId: contact.id,
-    subject: contactSubject(contact.email),
-    memoryText: memoryText || undefined,
-    occurredAt: when,
-  };
+  return { contactId: contact.id };
 }

@@ -15,6 +15,9 @@ import { createApp } from '../../api/app';
 import { createEmailConnector } from '../../activities/connectors/email';
 import type { GoalSettings } from '../../workflows/types';
 import { createKeelWorker } from '../../workers/worker';
+import { createEmbeddedStore } from '../../activities/memory/embedded-store';
+import { createCachedEmbedder, createHashingEmbedder } from '../../activities/memory/embedders';
+import { createMemoryService, type MemoryService } from '../../activities/memory/service';
 import { createTestDatabase, type TestDatabase } from './db';
 import { startSmtpServer, type TestSmtpServer } from './smtp';
 import { startTemporal, workflowBundlePath } from './temporal';
@@ -35,6 +38,8 @@ export interface ChildWorker {
 
 export interface TestEngine {
   db: TestDatabase;
+  /** The API's memory service (workers build their own, as separate processes would). */
+  memory: MemoryService;
   temporal: TestWorkflowEnvironment;
   smtp: TestSmtpServer;
   taskQueue: string;
@@ -55,6 +60,16 @@ export interface TestEngine {
   close(): Promise<void>;
 }
 
+/** The default memory stack: offline hashing embedder behind the cache, embedded exact index. */
+export function createTestMemory(prisma: TestDatabase['prisma']): MemoryService {
+  const embedder = createCachedEmbedder(createHashingEmbedder(), { prisma });
+  return createMemoryService({
+    prisma,
+    embedder,
+    store: createEmbeddedStore({ prisma, dims: embedder.dims, verifyIntervalMs: 0 }),
+  });
+}
+
 export async function startEngine(opts: { settings?: Partial<GoalSettings> } = {}): Promise<TestEngine> {
   const [db, temporal, smtp] = await Promise.all([createTestDatabase(), startTemporal(), startSmtpServer()]);
   const taskQueue = `keel-test-${randomBytes(4).toString('hex')}`;
@@ -66,9 +81,11 @@ export async function startEngine(opts: { settings?: Partial<GoalSettings> } = {
     maxReplans: 2,
     ...opts.settings,
   };
+  const memory = createTestMemory(db.prisma);
   const app = createApp({
     client: temporal.client,
     prisma: db.prisma,
+    memory,
     apiKey,
     taskQueue,
     goalSettings: settings,
@@ -84,6 +101,7 @@ export async function startEngine(opts: { settings?: Partial<GoalSettings> } = {
 
   const engine: TestEngine = {
     db,
+    memory,
     temporal,
     smtp,
     taskQueue,
@@ -119,6 +137,7 @@ export async function startEngine(opts: { settings?: Partial<GoalSettings> } = {
         workflowBundlePath: workflowBundlePath(),
         operatorName: 'Test Operator',
         planner: workerOpts.planner,
+        memory: createTestMemory(db.prisma),
       });
       const running = worker.run();
       const handle: RunningWorker = {

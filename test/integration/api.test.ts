@@ -88,6 +88,7 @@ function appWith(over: { prisma?: Db; client?: Client }) {
   return createApp({
     client: over.client ?? engine.temporal.client,
     prisma: over.prisma ?? engine.db.prisma,
+    memory: engine.memory,
     apiKey: engine.apiKey,
     taskQueue: engine.taskQueue,
     goalSettings: engine.settings,

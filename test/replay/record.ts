@@ -5,6 +5,7 @@
  * them (test/replay/replay.test.ts), which is what makes a change safe for
  * goals already in flight. Add new ones; do not re-record old ones.
  */
+import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
@@ -12,6 +13,12 @@ import globalSetup from '../global-setup';
 import { startEngine, type TestEngine } from '../helpers/engine';
 
 const OUT = path.join(__dirname, 'histories');
+/**
+ * Bump when goalWorkflow changes shape (a new patched() branch, a new step):
+ * new histories are written as <shape>-<tag>.json beside the old ones, and
+ * files that exist are never overwritten. v1 histories carry no tag.
+ */
+const RECORD_TAG = 'v2-episodic-memory';
 
 async function decideFirst(engine: TestEngine, goalId: string, body: Record<string, unknown>) {
   const waiting = await engine.waitForGoal(goalId, (g) => g.status === 'awaiting_approval');
@@ -58,14 +65,19 @@ async function run() {
       { name: 'over-budget', goal: { title: 'Email cy@example.com a hello', budgetUsd: 0.001 }, final: 'failed' },
     ];
     for (const shape of shapes) {
+      const file = path.join(OUT, `${shape.name}-${RECORD_TAG}.json`);
+      if (existsSync(file)) {
+        console.log(`kept ${path.basename(file)} (already recorded)`);
+        continue;
+      }
       const { body } = await engine.http('POST', '/v1/goals', shape.goal);
       await shape.act?.(body.goalId);
       await engine.waitForGoal(body.goalId, (g) => g.status === shape.final);
       const handle = engine.temporal.client.workflow.getHandle(body.workflowId);
       await handle.result().catch(() => undefined);
       const history = await handle.fetchHistory();
-      await writeFile(path.join(OUT, `${shape.name}.json`), historyToJSON(history));
-      console.log(`recorded ${shape.name} (${history.events?.length} events)`);
+      await writeFile(file, historyToJSON(history));
+      console.log(`recorded ${path.basename(file)} (${history.events?.length} events)`);
     }
   } finally {
     await engine.close();

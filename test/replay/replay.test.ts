@@ -42,6 +42,19 @@ async function bundleMutant(): Promise<string> {
   return out;
 }
 
+/** patched() ids recorded in a history: the payloads of its patch markers. */
+function patchIds(history: any): string[] {
+  const ids: string[] = [];
+  for (const e of history.events ?? []) {
+    const details = e.markerRecordedEventAttributes?.details ?? {};
+    for (const payload of details['patch-data']?.payloads ?? []) {
+      const decoded = JSON.parse(Buffer.from(payload.data, 'base64').toString());
+      if (typeof decoded.id === 'string') ids.push(decoded.id);
+    }
+  }
+  return ids;
+}
+
 const noop = () => undefined;
 const silent = { trace: noop, debug: noop, info: noop, warn: noop, error: noop, log: noop };
 
@@ -55,6 +68,13 @@ test('there are recorded histories of each goal shape', async () => {
       'email-cancelled.json',
     ]),
   );
+});
+
+test('histories from before and after the episodic-memory patch are both kept', async () => {
+  const all = await histories();
+  const marked = all.filter((h) => patchIds(h.json).includes('keel-episodic-memory'));
+  expect(marked.length).toBeGreaterThan(0);
+  expect(all.length - marked.length).toBeGreaterThan(0);
 });
 
 test('every recorded history replays against the current workflow code', async () => {
