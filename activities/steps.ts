@@ -196,6 +196,7 @@ export function createStepActivities(deps: StepDeps) {
           kind: 'draft',
           title: subjectLine,
           content: body,
+          subject: contactSubject(parseAddress(to)?.email ?? to),
           metadata: { to, subject: subjectLine, generatedBy: 'offline-drafter' },
         },
         stableId('draft', input.workflowId, input.planVersion, input.stepId),
