@@ -63,15 +63,13 @@ export function memoryRoutes(deps: AppDeps): Router {
     route(async (req, res) => {
       const body = parse(rememberBody, req.body);
       if (body.attribute && !body.subject) {
-        res
-          .status(400)
-          .json({
-            error: {
-              code: 'bad_request',
-              message:
-                'attribute: needs a subject (a newer fact supersedes an older one of the same subject and attribute)',
-            },
-          });
+        res.status(400).json({
+          error: {
+            code: 'bad_request',
+            message:
+              'attribute: needs a subject (a newer fact supersedes an older one of the same subject and attribute)',
+          },
+        });
         return;
       }
       const result = await deps.memory.remember({ ...body, source: 'human' });
