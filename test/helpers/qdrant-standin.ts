@@ -367,6 +367,20 @@ export async function startQdrantStandin(): Promise<QdrantStandin> {
           throw new QdrantError(400, `query \`${unsupported}\` is not implemented by the Qdrant stand-in`);
         }
       }
+      // SearchParams: every search here is exact, so `exact` and the HNSW
+      // knobs change nothing, but they must be well-formed as Qdrant checks.
+      const params = body?.params ?? {};
+      for (const [key, value] of Object.entries(params as Record<string, unknown>)) {
+        const ok =
+          (['exact', 'indexed_only'].includes(key) && typeof value === 'boolean') ||
+          (key === 'hnsw_ef' && Number.isInteger(value)) ||
+          (['quantization', 'acorn'].includes(key) && typeof value === 'object');
+        if (!ok)
+          throw new QdrantError(
+            400,
+            `Format error in JSON body: params.${key}: invalid value ${JSON.stringify(value)}`,
+          );
+      }
       const raw = Array.isArray(body?.query) ? body.query : body?.query?.nearest;
       const q = toVector(c, raw);
       const limit = body?.limit ?? 10;

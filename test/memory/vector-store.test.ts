@@ -111,7 +111,8 @@ runVectorStoreContract('embedded store (PostgreSQL + exact WASM index)', async (
 runVectorStoreContract('qdrant store via the Qdrant REST stand-in', async () => {
   const standin = await startQdrantStandin();
   const collection = `keel_contract_${randomBytes(4).toString('hex')}`;
-  const open = () => createQdrantStore({ url: standin.url, collection, dims: CONTRACT_DIMS, batchSize: 256 });
+  // exact: true as in the real-server run; the stand-in is exact either way but checks the parameter.
+  const open = () => createQdrantStore({ url: standin.url, collection, dims: CONTRACT_DIMS, exact: true });
   const opened = [open()];
   return {
     store: opened[0]!,
@@ -235,6 +236,39 @@ describe('embedded store: other processes write memory_items', () => {
     expect(reader.stats().repairs).toBe(0);
   });
 
+  it('moves on past a long transaction after 1000 rows, and its late row still arrives via the drift check', async () => {
+    const patient = createEmbeddedStore({ prisma: db.prisma, dims: CONTRACT_DIMS, verifyIntervalMs: 600_000 });
+    const [early] = randomPoints(rand, 1);
+    const slow = new Client({ connectionString: db.url });
+    await slow.connect();
+    try {
+      await patient.init();
+      await slow.query('BEGIN');
+      await slow.query(
+        `INSERT INTO memory_items (id, text, kind, source, occurred_at, embedding, embedding_model)
+         VALUES ($1, 'early', 'semantic', 'agent', now(), $2, 'test')`,
+        [early!.id, Buffer.from(early!.vector.buffer, early!.vector.byteOffset, early!.vector.byteLength)],
+      );
+      await backing.upsert(randomPoints(rand, 1200));
+      expect(await patient.count()).toBe(1200);
+      // More rows than it re-reads while waiting for the open transaction: the cursor moved on.
+      expect(patient.stats().cursor).toBe(patient.stats().appliedRev);
+      await slow.query('COMMIT');
+    } finally {
+      await slow.end();
+    }
+    try {
+      // Due about a second after the cursor skipped ahead, not after verifyIntervalMs.
+      await new Promise((resolve) => setTimeout(resolve, 1100));
+      await patient.count(); // schedules the check; the next read queues behind it
+      expect(await patient.count()).toBe(1201);
+      expect((await patient.search({ vector: early!.vector, k: 1 }))[0]!.id).toBe(early!.id);
+      expect(patient.stats().repairs).toBe(1);
+    } finally {
+      await patient.close();
+    }
+  });
+
   it('never shows a write that was rolled back', async () => {
     const [ghost] = randomPoints(rand, 1);
     await writerPrisma
@@ -342,6 +376,16 @@ describe('qdrant store on the stand-in', () => {
     const before = standin.requests.length;
     await createQdrantStore({ url: standin.url, collection: 'mem', dims: 384 }).init();
     expect(standin.requests.slice(before)).toEqual(['GET /collections/mem']);
+  });
+
+  it('two processes creating the collection at once both succeed (the loser gets 409 and checks)', async () => {
+    const a = createQdrantStore({ url: standin.url, collection: 'race', dims: 64 });
+    const b = createQdrantStore({ url: standin.url, collection: 'race', dims: 64 });
+    await Promise.all([a.init(), b.init()]);
+    expect(standin.requests.filter((r) => r === 'PUT /collections/race')).toHaveLength(2);
+    const [p] = randomPoints(prng(9), 1, 64);
+    await a.upsert([p!]);
+    expect(await b.count()).toBe(1);
   });
 
   it('refuses an existing collection of another size or distance, saying which', async () => {
