@@ -339,14 +339,26 @@ export function createStepActivities(deps: StepDeps) {
         occurredAt: goal.finishedAt ?? new Date(),
         metadata: { goalStatus: goal.status },
       });
-      await appendEvents(prisma, [
-        {
+      const remembered = [{ memoryId: id, kind: 'episodic', subject }];
+      // What the operator wrote in place of the draft is the best evidence of how they want it done.
+      if (draft?.humanEdited && goal.status === 'completed') {
+        const edited = await deps.memory.remember({
+          text: `Sent as edited by the operator ("${draft.title}"): ${draft.content}`,
+          kind: 'artifact',
+          subject,
+          source: 'human',
+          humanEdited: true,
+          importance: 0.8,
           goalId: goal.id,
-          type: 'memory.remembered',
-          actor: 'keel',
-          data: { memoryId: id, kind: 'episodic', subject },
-        },
-      ]);
+          occurredAt: goal.finishedAt ?? new Date(),
+          metadata: { artifactId: draft.id, version: draft.version },
+        });
+        remembered.push({ memoryId: edited.id, kind: 'artifact', subject });
+      }
+      await appendEvents(
+        prisma,
+        remembered.map((r) => ({ goalId: goal.id, type: 'memory.remembered', actor: 'keel', data: r })),
+      );
       return { memoryId: id };
     },
 

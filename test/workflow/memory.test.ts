@@ -65,8 +65,16 @@ test('a goal uses what an inbound email taught Keel, and approval feeds back int
   expect(fed.feedback).toBeGreaterThan(0);
 
   // The goal's own episode is remembered about Ada, marked as edited by the operator.
-  await waitFor(async () => (await engine.db.prisma.memoryItem.count({ where: { goalId: body.goalId } })) === 1);
-  const episode = await engine.db.prisma.memoryItem.findFirstOrThrow({ where: { goalId: body.goalId } });
+  // And the operator's edited text, as a human-written artifact memory.
+  await waitFor(async () => (await engine.db.prisma.memoryItem.count({ where: { goalId: body.goalId } })) === 2);
+  const edited = await engine.db.prisma.memoryItem.findFirstOrThrow({
+    where: { goalId: body.goalId, kind: 'artifact' },
+  });
+  expect(edited).toMatchObject({ source: 'human', humanEdited: true, subject: 'contact:ada@acme.example' });
+  expect(edited.text).toContain('Initech is in good hands');
+  const episode = await engine.db.prisma.memoryItem.findFirstOrThrow({
+    where: { goalId: body.goalId, kind: 'episodic' },
+  });
   expect(episode).toMatchObject({ kind: 'episodic', subject: 'contact:ada@acme.example', humanEdited: true });
   expect(episode.text).toContain('Thank you, Ada!');
   const events = (await engine.http('GET', `/v1/goals/${body.goalId}/events`)).body.events.map((e: any) => e.type);
