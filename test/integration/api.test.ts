@@ -331,7 +331,14 @@ describe('requestId idempotency', () => {
     // Only the winner wrote goal.created.
     expect(await engine.db.prisma.event.count({ where: { goalId, type: 'goal.created' } })).toBe(1);
     await engine.waitForGoal(goalId, (g) => g.status === 'completed');
-    const runs = await executionsOf(goalId);
+    // The row says completed before the run closes (it still writes the goal's memory), and
+    // visibility trails the run: wait for the result, then for the list to show it closed.
+    await engine.temporal.client.workflow.getHandle(`goal-${goalId}`).result();
+    let runs = await executionsOf(goalId);
+    for (let i = 0; i < 50 && runs[0]?.status.name !== 'COMPLETED'; i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      runs = await executionsOf(goalId);
+    }
     expect(runs).toHaveLength(1);
     expect(runs[0].status.name).toBe('COMPLETED');
     // And no stray workflow carries this title under some other id.
