@@ -1,5 +1,6 @@
 /** A real Temporal dev server per test file, from the CLI binary the global setup found. */
 import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { DefaultLogger, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
 import { KeelPendingApprovals, KeelStatus } from '../../workflows/messages';
 
 export function workflowBundlePath(): string {
@@ -8,7 +9,25 @@ export function workflowBundlePath(): string {
   return p;
 }
 
+/**
+ * Keeps the SDK's logging to what matters in test output: warnings from the
+ * TypeScript side, errors from the Rust core (the replay test's negative
+ * control makes the core warn about nondeterminism on purpose). Installed
+ * only by files that use Temporal: an installed runtime that nothing uses
+ * keeps the Jest worker process alive.
+ */
+export function quietTemporalRuntime(): void {
+  if (Runtime._instance) return;
+  Runtime.install({
+    logger: new DefaultLogger('WARN'),
+    telemetryOptions: {
+      logging: { filter: makeTelemetryFilterString({ core: 'ERROR', other: 'ERROR' }), forward: {} },
+    },
+  });
+}
+
 export async function startTemporal(): Promise<TestWorkflowEnvironment> {
+  quietTemporalRuntime();
   const cli = process.env.KEEL_TEST_TEMPORAL_CLI;
   if (!cli) throw new Error('KEEL_TEST_TEMPORAL_CLI is not set: run the tests through jest (test/global-setup.ts)');
   return TestWorkflowEnvironment.createLocal({

@@ -8,7 +8,9 @@ import { cp, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Worker, bundleWorkflowCode } from '@temporalio/worker';
 import { DeterminismViolationError } from '@temporalio/workflow';
-import { workflowBundlePath } from '../helpers/temporal';
+import { quietTemporalRuntime, workflowBundlePath } from '../helpers/temporal';
+
+beforeAll(() => quietTemporalRuntime());
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const HISTORIES = path.join(__dirname, 'histories');
