@@ -276,10 +276,12 @@ export function createMemoryService(deps: MemoryServiceDeps) {
         }
       }
       if (results.length > 0) {
-        await prisma.memoryItem.updateMany({
-          where: { id: { in: results.map((r) => r.hit.id) } },
-          data: { lastAccessedAt: at },
-        });
+        // Best effort and never a wait: concurrent searches touching the same rows skip the locked ones
+        // instead of queueing (or deadlocking) behind each other.
+        await prisma.$executeRaw`
+          UPDATE memory_items SET last_accessed_at = ${at}
+           WHERE id IN (SELECT id FROM memory_items WHERE id = ANY(${results.map((r) => r.hit.id)}::text[])
+                         ORDER BY id FOR UPDATE SKIP LOCKED)`;
       }
       return { results: results.map((r) => r.hit), buried, lexical: embedder.lexical, embeddingModel: embedder.model };
     },
@@ -370,7 +372,12 @@ export async function applyMemoryFeedback(
 ): Promise<number> {
   const ids = [...new Set(memoryIds.filter((id) => UUID_RE.test(id)))];
   if (ids.length === 0) return 0;
-  const rows = await tx.memoryItem.findMany({ where: { id: { in: ids } }, select: { id: true, feedback: true } });
+  // In id order, so two approvals citing the same memories lock them in the same order.
+  const rows = await tx.memoryItem.findMany({
+    where: { id: { in: ids } },
+    select: { id: true, feedback: true },
+    orderBy: { id: 'asc' },
+  });
   for (const r of rows) {
     await tx.memoryItem.update({ where: { id: r.id }, data: { feedback: nextFeedback(r.feedback, outcome, config) } });
   }

@@ -262,3 +262,16 @@ test('archived memories leave the hot index but stay on record', async () => {
   expect(await texts(m, 'Acme fair', 10, { tier: 'any' })).toEqual(['met Acme at the fair']);
   expect(await m.stats()).toEqual({ hot: 0, archived: 1, superseded: 0 });
 });
+
+test('reads and feedback do not make indexes re-read a memory; changes to indexed fields do', async () => {
+  const m = service();
+  const { id } = await m.remember({ text: 'Acme renews in March', kind: 'semantic', source: 'human' });
+  const rev = async () => (await db.prisma.memoryItem.findUniqueOrThrow({ where: { id } })).rev;
+  const start = await rev();
+  await m.search({ query: 'Acme renewal' });
+  expect((await db.prisma.memoryItem.findUniqueOrThrow({ where: { id } })).lastAccessedAt).toEqual(NOW);
+  await m.applyFeedback(db.prisma, [id], 'approved');
+  expect(await rev()).toBe(start);
+  await m.archive([id]);
+  expect(await rev()).toBeGreaterThan(start);
+});
