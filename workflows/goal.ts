@@ -32,6 +32,8 @@ import type { ApprovalState, Decision, GoalInput, GoalResult, GoalState, GoalSta
 const KEEL = 'keel';
 /** patched() id for the episodic memory written when a goal ends. */
 export const EPISODIC_MEMORY_PATCH = 'keel-episodic-memory';
+/** patched() id for writing that memory as a local activity. */
+export const EPISODIC_MEMORY_LOCAL_PATCH = 'keel-episodic-memory-local';
 
 /** Runs one goal to completed, failed or cancelled. */
 export async function goalWorkflow(goal: GoalInput): Promise<GoalResult> {
@@ -379,11 +381,17 @@ export async function goalWorkflow(goal: GoalInput): Promise<GoalResult> {
       return { goalId: goal.goalId, status, error: reason } satisfies GoalResult;
     });
   }
-  // Added after the first release: histories recorded before it replay without it.
-  if (patched(EPISODIC_MEMORY_PATCH)) {
+  // Added after the first release (histories recorded before it replay without it), then moved to a
+  // local activity to save a task-queue round trip per goal; runs that recorded the first version keep it.
+  const rememberGoal = patched(EPISODIC_MEMORY_LOCAL_PATCH)
+    ? book.rememberGoal
+    : patched(EPISODIC_MEMORY_PATCH)
+      ? byPreset.model.rememberGoal
+      : undefined;
+  if (rememberGoal) {
     await CancellationScope.nonCancellable(async () => {
       try {
-        await byPreset.model.rememberGoal({ goalId: goal.goalId });
+        await rememberGoal({ goalId: goal.goalId });
       } catch (err) {
         // Memory is worth having, not worth failing a finished goal over.
         log.warn('Could not write the episodic memory of the goal', { error: errorMessage(err) });
