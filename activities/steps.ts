@@ -300,15 +300,14 @@ export function createStepActivities(deps: StepDeps) {
      * final status, so a retry does not remember it twice.
      */
     async rememberGoal(input: { goalId: string }): Promise<{ memoryId: string }> {
-      const goal = await prisma.goal.findUniqueOrThrow({ where: { id: input.goalId } });
+      const [goal, approvals, draft] = await Promise.all([
+        prisma.goal.findUniqueOrThrow({ where: { id: input.goalId } }),
+        prisma.approval.findMany({ where: { goalId: input.goalId }, orderBy: { createdAt: 'asc' } }),
+        prisma.artifact.findFirst({ where: { goalId: input.goalId, kind: 'draft' }, orderBy: { version: 'desc' } }),
+      ]);
       const steps = await prisma.step.findMany({
         where: { goalId: goal.id, planVersion: goal.planVersion },
-        orderBy: { createdAt: 'asc' },
-      });
-      const approvals = await prisma.approval.findMany({ where: { goalId: goal.id }, orderBy: { createdAt: 'asc' } });
-      const draft = await prisma.artifact.findFirst({
-        where: { goalId: goal.id, kind: 'draft' },
-        orderBy: { version: 'desc' },
+        orderBy: { position: 'asc' },
       });
       const outcome = goal.outcome as StepOutput | null;
       const decided = approvals

@@ -159,7 +159,7 @@ export function goalRoutes(deps: AppDeps): Router {
       const [steps, approvals] = await Promise.all([
         prisma.step.findMany({
           where: { goalId: goal.id, planVersion: goal.planVersion },
-          orderBy: { createdAt: 'asc' },
+          orderBy: { position: 'asc' },
         }),
         prisma.approval.findMany({ where: { goalId: goal.id }, orderBy: { createdAt: 'asc' } }),
       ]);
@@ -225,7 +225,7 @@ export function goalRoutes(deps: AppDeps): Router {
     route(async (req, res) => {
       const goal = await findGoal(String(req.params.goalId));
       const [steps, approvals, effects, planEvents] = await Promise.all([
-        prisma.step.findMany({ where: { goalId: goal.id }, orderBy: [{ planVersion: 'asc' }, { createdAt: 'asc' }] }),
+        prisma.step.findMany({ where: { goalId: goal.id }, orderBy: [{ planVersion: 'asc' }, { position: 'asc' }] }),
         prisma.approval.findMany({ where: { goalId: goal.id }, orderBy: { createdAt: 'asc' } }),
         prisma.sideEffect.findMany({ where: { goalId: goal.id }, orderBy: { createdAt: 'asc' } }),
         prisma.event.findMany({

@@ -17,7 +17,7 @@ import { Client as PgClient } from 'pg';
 import { createApp } from '../api/app';
 import { createEmailConnector } from '../activities/connectors/email';
 import { createEmbeddedStore } from '../activities/memory/embedded-store';
-import { createCachedEmbedder, createHashingEmbedder } from '../activities/memory/embedders';
+import { createHashingEmbedder } from '../activities/memory/embedders';
 import { createMemoryService } from '../activities/memory/service';
 import { migrate } from '../lib/migrations';
 import { createPrisma } from '../lib/prisma';
@@ -39,8 +39,14 @@ function percentile(sorted: number[], p: number): number {
 }
 
 /** Runs `n` jobs with at most `concurrency` in flight; returns each job's latency in ms and the wall time. */
-async function drive(n: number, concurrency: number, job: (i: number) => Promise<void>) {
-  const latencies: number[] = [];
+interface Sample {
+  latencies: number[];
+  wallMs: number;
+  n: number;
+}
+
+/** Runs `n` jobs with at most `concurrency` in flight, adding each job's latency and the wall time to `into`. */
+async function drive(n: number, concurrency: number, job: (i: number) => Promise<void>, into?: Sample) {
   let next = 0;
   const started = performance.now();
   await Promise.all(
@@ -49,13 +55,19 @@ async function drive(n: number, concurrency: number, job: (i: number) => Promise
         const i = next++;
         const t0 = performance.now();
         await job(i);
-        latencies.push(performance.now() - t0);
+        into?.latencies.push(performance.now() - t0);
       }
     }),
   );
-  const wallMs = performance.now() - started;
-  latencies.sort((a, b) => a - b);
-  return { wallMs, p50: percentile(latencies, 50), p95: percentile(latencies, 95), perSecond: (n / wallMs) * 1000 };
+  if (into) {
+    into.wallMs += performance.now() - started;
+    into.n += n;
+  }
+}
+
+function summary(s: Sample) {
+  const sorted = [...s.latencies].sort((a, b) => a - b);
+  return { p50: percentile(sorted, 50), p95: percentile(sorted, 95), perSecond: (s.n / s.wallMs) * 1000 };
 }
 
 async function run() {
@@ -64,11 +76,13 @@ async function run() {
       n: { type: 'string', default: '100' },
       concurrency: { type: 'string', default: '20' },
       warmup: { type: 'string', default: '10' },
+      rounds: { type: 'string', default: '4' },
     },
   });
   const n = Number(values.n);
   const concurrency = Number(values.concurrency);
   const warmup = Number(values.warmup);
+  const rounds = Math.max(1, Number(values.rounds));
   if (!(n > 0 && concurrency > 0)) throw new Error('--n and --concurrency must be positive numbers');
   Runtime.install({ logger: new DefaultLogger('WARN') });
 
@@ -104,7 +118,7 @@ async function run() {
   await (await import('node:fs/promises')).mkdir(path.dirname(bundlePath), { recursive: true });
   await (await import('node:fs/promises')).writeFile(bundlePath, code);
   const taskQueue = 'keel-bench';
-  const embedder = createCachedEmbedder(createHashingEmbedder(), { prisma });
+  const embedder = createHashingEmbedder();
   const memory = createMemoryService({ prisma, embedder, store: createEmbeddedStore({ prisma, dims: embedder.dims }) });
   const worker = await createKeelWorker({
     connection: env.nativeConnection,
@@ -163,16 +177,31 @@ async function run() {
   };
 
   try {
-    console.log(`bench:engine  n=${n} concurrency=${concurrency} warmup=${warmup}  (Temporal CLI: ${cli.source})`);
+    console.log(
+      `bench:engine  n=${n} concurrency=${concurrency} warmup=${warmup} rounds=${rounds}  (Temporal CLI: ${cli.source})`,
+    );
     await drive(warmup, concurrency, bareGoal);
     await drive(warmup, concurrency, keelGoal);
-    const bare = await drive(n, concurrency, bareGoal);
-    const keel = await drive(n, concurrency, keelGoal);
-    const row = (name: string, r: typeof bare) =>
+    // Alternating rounds, each side first in turn, so drift on a shared machine (a growing database, a
+    // busy neighbour) lands on both sides instead of on whichever ran second.
+    const bare: Sample = { latencies: [], wallMs: 0, n: 0 };
+    const keel: Sample = { latencies: [], wallMs: 0, n: 0 };
+    for (let r = 0; r < rounds; r++) {
+      const size = Math.floor(n / rounds) + (r < n % rounds ? 1 : 0);
+      const order: [Sample, (i: number) => Promise<void>][] = [
+        [bare, bareGoal],
+        [keel, keelGoal],
+      ];
+      if (r % 2 === 1) order.reverse();
+      for (const [into, job] of order) await drive(size, concurrency, job, into);
+    }
+    const row = (name: string, r: ReturnType<typeof summary>) =>
       `${name.padEnd(5)} ${r.perSecond.toFixed(1).padStart(7)} goals/s   p50 ${r.p50.toFixed(0).padStart(5)} ms   p95 ${r.p95.toFixed(0).padStart(5)} ms`;
-    console.log(row('bare', bare));
-    console.log(row('keel', keel));
-    console.log(`ratio p50 keel/bare: ${(keel.p50 / bare.p50).toFixed(2)}`);
+    const b = summary(bare);
+    const k = summary(keel);
+    console.log(row('bare', b));
+    console.log(row('keel', k));
+    console.log(`ratio p50 keel/bare: ${(k.p50 / b.p50).toFixed(2)}`);
   } finally {
     worker.shutdown();
     await running;

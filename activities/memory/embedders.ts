@@ -414,24 +414,25 @@ export interface EmbedderFromConfigOptions {
 
 /**
  * The embedder Keel uses: OpenAI (model KEEL_EMBED_MODEL) when
- * OPENAI_API_KEY or OPENAI_BASE_URL is set, else the offline hashing
- * embedder; always behind the PostgreSQL cache.
+ * OPENAI_API_KEY or OPENAI_BASE_URL is set, behind the PostgreSQL cache;
+ * else the offline hashing embedder, uncached, because computing a hashed
+ * vector costs less than the database round trip that would look it up.
  */
 export function embedderFromConfig(
   config: Pick<Config, 'OPENAI_API_KEY' | 'OPENAI_BASE_URL' | 'KEEL_EMBED_MODEL'>,
   prisma: Db,
   opts: EmbedderFromConfigOptions = {},
 ): Embedder {
-  const inner =
-    config.OPENAI_API_KEY || config.OPENAI_BASE_URL
-      ? createOpenAIEmbedder({
-          apiKey: config.OPENAI_API_KEY || undefined,
-          baseURL: config.OPENAI_BASE_URL || undefined,
-          model: config.KEEL_EMBED_MODEL,
-          dims: opts.dims,
-        })
-      : createHashingEmbedder();
-  return createCachedEmbedder(inner, { prisma });
+  if (!config.OPENAI_API_KEY && !config.OPENAI_BASE_URL) return createHashingEmbedder();
+  return createCachedEmbedder(
+    createOpenAIEmbedder({
+      apiKey: config.OPENAI_API_KEY || undefined,
+      baseURL: config.OPENAI_BASE_URL || undefined,
+      model: config.KEEL_EMBED_MODEL,
+      dims: opts.dims,
+    }),
+    { prisma },
+  );
 }
 
 // ---------------------------------------------------------------------------

@@ -178,38 +178,53 @@ export function createMemoryService(deps: MemoryServiceDeps) {
         metadata: (input.metadata ?? {}) as Prisma.InputJsonValue,
         vector: vectors[i],
       }));
-      const { created, superseded } = await prisma.$transaction(async (tx) => {
-        const existing = new Set(
-          (await tx.memoryItem.findMany({ where: { id: { in: rows.map((r) => r.id) } }, select: { id: true } })).map(
-            (r) => r.id,
-          ),
-        );
-        const fresh = rows.filter((r, i) => !existing.has(r.id) && rows.findIndex((o) => o.id === r.id) === i);
-        if (fresh.length > 0) {
-          await tx.memoryItem.createMany({ data: fresh.map(({ vector: _v, ...r }) => r), skipDuplicates: true });
-        }
-        const supersededIds: string[] = [];
-        for (const r of fresh) {
-          if (!r.subject || !r.attribute) continue;
-          const older = await tx.memoryItem.findMany({
-            where: {
-              subject: r.subject,
-              attribute: r.attribute,
-              supersededBy: null,
-              id: { not: r.id },
-              occurredAt: { lte: r.occurredAt },
-            },
-            select: { id: true },
+      const needsSupersede = rows.some((r) => r.subject && r.attribute);
+      const { created, superseded } = !needsSupersede
+        ? // Nothing can supersede anything: one INSERT … ON CONFLICT DO NOTHING tells what is new.
+          await (async () => {
+            const inserted = await prisma.memoryItem.createManyAndReturn({
+              data: rows.map(({ vector: _v, ...r }) => r),
+              skipDuplicates: true,
+              select: { id: true },
+            });
+            const ids = new Set(inserted.map((r) => r.id));
+            return {
+              created: rows.filter((r, i) => ids.has(r.id) && rows.findIndex((o) => o.id === r.id) === i),
+              superseded: [] as string[],
+            };
+          })()
+        : await prisma.$transaction(async (tx) => {
+            const existing = new Set(
+              (
+                await tx.memoryItem.findMany({ where: { id: { in: rows.map((r) => r.id) } }, select: { id: true } })
+              ).map((r) => r.id),
+            );
+            const fresh = rows.filter((r, i) => !existing.has(r.id) && rows.findIndex((o) => o.id === r.id) === i);
+            if (fresh.length > 0) {
+              await tx.memoryItem.createMany({ data: fresh.map(({ vector: _v, ...r }) => r), skipDuplicates: true });
+            }
+            const supersededIds: string[] = [];
+            for (const r of fresh) {
+              if (!r.subject || !r.attribute) continue;
+              const older = await tx.memoryItem.findMany({
+                where: {
+                  subject: r.subject,
+                  attribute: r.attribute,
+                  supersededBy: null,
+                  id: { not: r.id },
+                  occurredAt: { lte: r.occurredAt },
+                },
+                select: { id: true },
+              });
+              if (older.length === 0) continue;
+              await tx.memoryItem.updateMany({
+                where: { id: { in: older.map((o) => o.id) } },
+                data: { supersededBy: r.id, supersededAt: at },
+              });
+              supersededIds.push(...older.map((o) => o.id));
+            }
+            return { created: fresh, superseded: supersededIds };
           });
-          if (older.length === 0) continue;
-          await tx.memoryItem.updateMany({
-            where: { id: { in: older.map((o) => o.id) } },
-            data: { supersededBy: r.id, supersededAt: at },
-          });
-          supersededIds.push(...older.map((o) => o.id));
-        }
-        return { created: fresh, superseded: supersededIds };
-      });
       if (created.length > 0) {
         await store.upsert(
           created.map((r) => ({

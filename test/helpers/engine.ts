@@ -16,7 +16,7 @@ import { createEmailConnector } from '../../activities/connectors/email';
 import type { GoalSettings } from '../../workflows/types';
 import { createKeelWorker } from '../../workers/worker';
 import { createEmbeddedStore } from '../../activities/memory/embedded-store';
-import { createCachedEmbedder, createHashingEmbedder } from '../../activities/memory/embedders';
+import { createHashingEmbedder } from '../../activities/memory/embedders';
 import { createMemoryService, type MemoryService } from '../../activities/memory/service';
 import { createTestDatabase, type TestDatabase } from './db';
 import { startSmtpServer, type TestSmtpServer } from './smtp';
@@ -62,7 +62,7 @@ export interface TestEngine {
 
 /** The default memory stack: offline hashing embedder behind the cache, embedded exact index. */
 export function createTestMemory(prisma: TestDatabase['prisma']): MemoryService {
-  const embedder = createCachedEmbedder(createHashingEmbedder(), { prisma });
+  const embedder = createHashingEmbedder();
   return createMemoryService({
     prisma,
     embedder,

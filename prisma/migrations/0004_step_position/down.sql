@@ -1,0 +1,2 @@
+-- Reverts 0004_step_position.
+ALTER TABLE "steps" DROP COLUMN "position";
