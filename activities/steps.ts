@@ -28,6 +28,25 @@ export interface StepDeps {
   operatorName: string;
 }
 
+interface EpisodeRow {
+  id: string;
+  title: string;
+  status: string;
+  error: string | null;
+  outcome: StepOutput | null;
+  finishedAt: Date | null;
+  steps: { stepId: string; status: string }[];
+  approvals: { decision: string | null; actor: string | null; comment: string | null }[];
+  draft: {
+    id: string;
+    title: string;
+    content: string;
+    subject: string | null;
+    humanEdited: boolean;
+    version: number;
+  } | null;
+}
+
 const memoryIdFor = (goalId: string, status: string) => memoryId('episodic', `goal:${goalId}`, status, 'goal-outcome');
 
 const stableId = (prefix: string, ...parts: (string | number)[]) =>
@@ -300,15 +319,20 @@ export function createStepActivities(deps: StepDeps) {
      * final status, so a retry does not remember it twice.
      */
     async rememberGoal(input: { goalId: string }): Promise<{ memoryId: string }> {
-      const [goal, approvals, draft] = await Promise.all([
-        prisma.goal.findUniqueOrThrow({ where: { id: input.goalId } }),
-        prisma.approval.findMany({ where: { goalId: input.goalId }, orderBy: { createdAt: 'asc' } }),
-        prisma.artifact.findFirst({ where: { goalId: input.goalId, kind: 'draft' }, orderBy: { version: 'desc' } }),
-      ]);
-      const steps = await prisma.step.findMany({
-        where: { goalId: goal.id, planVersion: goal.planVersion },
-        orderBy: { position: 'asc' },
-      });
+      // Everything the episode says, in one query.
+      const [goal] = await prisma.$queryRaw<EpisodeRow[]>`
+        SELECT g.id, g.title, g.status, g.error, g.outcome, g.finished_at AS "finishedAt",
+          (SELECT coalesce(json_agg(json_build_object('stepId', s.step_id, 'status', s.status) ORDER BY s.position), '[]')
+             FROM steps s WHERE s.goal_id = g.id AND s.plan_version = g.plan_version) AS steps,
+          (SELECT coalesce(json_agg(json_build_object('decision', a.decision, 'actor', a.actor, 'comment', a.comment)
+                                    ORDER BY a.created_at), '[]')
+             FROM approvals a WHERE a.goal_id = g.id) AS approvals,
+          (SELECT json_build_object('id', d.id, 'title', d.title, 'content', d.content, 'subject', d.subject,
+                                    'humanEdited', d.human_edited, 'version', d.version)
+             FROM artifacts d WHERE d.goal_id = g.id AND d.kind = 'draft' ORDER BY d.version DESC LIMIT 1) AS draft
+        FROM goals g WHERE g.id = ${input.goalId}`;
+      if (!goal) throw ApplicationFailure.nonRetryable(`goal ${input.goalId} does not exist`, 'NotFound');
+      const { steps, approvals, draft } = goal;
       const outcome = goal.outcome as StepOutput | null;
       const decided = approvals
         .filter((a) => a.decision)

@@ -4,7 +4,7 @@ import { Router } from 'express';
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import { z } from 'zod';
 import type { Goal } from '../generated/prisma/client';
-import { appendEvents, json } from '../activities/state/events';
+import { appendEvents } from '../activities/state/events';
 import { goalWorkflow } from '../workflows';
 import { cancelSignal, goalWorkflowId, KeelPendingApprovals, KeelStatus } from '../workflows/messages';
 import type { GoalInput } from '../workflows/types';
@@ -12,6 +12,11 @@ import { badRequest, conflict, notFound, parse, route, unavailable } from './err
 import type { AppDeps } from './app';
 
 const FINISHED = ['completed', 'failed', 'cancelled'];
+
+/** What starting a goal's workflow needs from its row. */
+type StartableGoal = Pick<Goal, 'id' | 'workflowId' | 'title' | 'description' | 'kind' | 'budgetUsd' | 'status'> & {
+  input: unknown;
+};
 export const GOAL_STATUSES = ['planning', 'running', 'awaiting_approval', 'completed', 'failed', 'cancelled'] as const;
 
 const createGoalBody = z.strictObject({
@@ -46,7 +51,7 @@ export function goalRoutes(deps: AppDeps): Router {
     return goal;
   }
 
-  async function startWorkflow(goal: Goal): Promise<void> {
+  async function startWorkflow(goal: StartableGoal): Promise<void> {
     const input: GoalInput = {
       goalId: goal.id,
       title: goal.title,
@@ -82,55 +87,39 @@ export function goalRoutes(deps: AppDeps): Router {
     '/goals',
     route(async (req, res) => {
       const body = parse(createGoalBody, req.body);
-      let goal: Goal | null = body.requestId
+      let goal: StartableGoal | null = body.requestId
         ? await prisma.goal.findUnique({ where: { requestId: body.requestId } })
         : null;
       if (!goal) {
         const id = randomUUID();
-        try {
-          goal = await prisma.$transaction(async (tx) => {
-            const created = await tx.goal.create({
-              data: {
-                id,
-                requestId: body.requestId ?? null,
-                workflowId: goalWorkflowId(id),
-                title: body.title,
-                description: body.description ?? null,
-                kind: body.kind ?? (typeof body.input?.to === 'string' ? 'email' : 'auto'),
-                input: json(body.input),
-                budgetUsd: body.budgetUsd ?? null,
-                status: 'planning',
-              },
-            });
-            await appendEvents(tx, [
-              {
-                goalId: id,
-                type: 'goal.created',
-                actor: 'api',
-                data: {
-                  goal: {
-                    id,
-                    requestId: created.requestId,
-                    workflowId: created.workflowId,
-                    title: created.title,
-                    description: created.description,
-                    kind: created.kind,
-                    input: created.input,
-                    budgetUsd: created.budgetUsd,
-                    createdAt: created.createdAt,
-                  },
-                  goalStatus: 'planning',
-                },
-              },
-            ]);
-            return created;
-          });
-        } catch (err) {
-          // Two concurrent requests with one requestId: the loser reads the winner's goal.
-          if ((err as { code?: string }).code !== 'P2002' || !body.requestId) throw err;
-          goal = await prisma.goal.findUnique({ where: { requestId: body.requestId } });
-          if (!goal) throw err;
-        }
+        const createdAt = new Date();
+        const row = {
+          id,
+          requestId: body.requestId ?? null,
+          workflowId: goalWorkflowId(id),
+          title: body.title,
+          description: body.description ?? null,
+          kind: body.kind ?? (typeof body.input?.to === 'string' ? 'email' : 'auto'),
+          input: body.input ?? {},
+          budgetUsd: body.budgetUsd ?? null,
+          createdAt,
+        };
+        // One statement: the goal and its goal.created event commit together. Of two concurrent requests
+        // with one requestId, the second inserts nothing and reads the first's goal below.
+        const inserted = await prisma.$executeRaw`
+          WITH g AS (
+            INSERT INTO goals (id, request_id, workflow_id, title, description, kind, input, budget_usd, status, created_at, updated_at)
+            VALUES (${row.id}, ${row.requestId}, ${row.workflowId}, ${row.title}, ${row.description}, ${row.kind},
+                    ${JSON.stringify(row.input)}::jsonb, ${row.budgetUsd}::float8, 'planning', ${createdAt}, ${createdAt})
+            ON CONFLICT (request_id) DO NOTHING
+            RETURNING id)
+          INSERT INTO events (goal_id, type, actor, data)
+          SELECT id, 'goal.created', 'api', ${JSON.stringify({ goal: row, goalStatus: 'planning' })}::jsonb FROM g`;
+        goal =
+          inserted > 0
+            ? { ...row, status: 'planning' }
+            : await prisma.goal.findUnique({ where: { requestId: body.requestId ?? '' } });
+        if (!goal) throw new Error(`goal with requestId ${body.requestId} was neither inserted nor found`);
       }
       await startWorkflow(goal);
       res.status(202).json({ goalId: goal.id, workflowId: goal.workflowId, status: goal.status });
