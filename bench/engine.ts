@@ -76,7 +76,7 @@ async function run() {
       n: { type: 'string', default: '100' },
       concurrency: { type: 'string', default: '20' },
       warmup: { type: 'string', default: '10' },
-      rounds: { type: 'string', default: '4' },
+      rounds: { type: 'string', default: '2' },
     },
   });
   const n = Number(values.n);
