@@ -19,6 +19,7 @@
  * RSS includes the benchmark's own copy of every vector (for brute force).
  * Targets: recall@10 = 1.0 and search p95 at 100k < 30 ms.
  */
+import { prng } from '../lib/prng';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { Client as PgClient } from 'pg';
@@ -30,18 +31,6 @@ import { createPrisma, type Db } from '../lib/prisma';
 const INSERT_BATCH = 1000;
 const K = 10;
 const WARMUP_QUERIES = 20;
-
-/** mulberry32: small, fast, seeded. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A random unit vector written into `out` at `offset` (normal components, so directions are uniform). */
 function unitVectorInto(rand: () => number, out: Float32Array, offset: number, dims: number): void {

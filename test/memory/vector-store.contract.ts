@@ -10,6 +10,7 @@
  * first (`backing`, e.g. memory_items rows for the embedded store, which
  * reads them from there), then the same change told to the store.
  */
+import { prng } from '../../lib/prng';
 import type {
   MemoryKind,
   PointPayload,
@@ -18,6 +19,9 @@ import type {
   VectorPoint,
   VectorStore,
 } from '../../activities/memory/types';
+
+/** Re-exported for the other memory tests. */
+export { prng };
 
 /** Vector length the contract uses: not a multiple of 16, so padding in the embedded kernel is exercised. */
 export const CONTRACT_DIMS = 40;
@@ -38,18 +42,6 @@ export interface ContractSubject {
   reopen(): Promise<VectorStore>;
   /** Closes the stores (also reopened ones) and drops the backing. */
   cleanup(): Promise<void>;
-}
-
-/** Deterministic PRNG (mulberry32), so a failing case can be rerun as is. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** A lower-case version-4 UUID drawn from `rand`. */
