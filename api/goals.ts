@@ -8,7 +8,7 @@ import { appendEvents } from '../activities/state/events';
 import { goalWorkflow } from '../workflows';
 import { cancelSignal, goalWorkflowId, KeelPendingApprovals, KeelStatus } from '../workflows/messages';
 import type { GoalInput } from '../workflows/types';
-import { badRequest, conflict, notFound, parse, route, unavailable } from './errors';
+import { conflict, notFound, parse, route, unavailable } from './errors';
 import type { AppDeps } from './app';
 
 const FINISHED = ['completed', 'failed', 'cancelled'];
@@ -306,5 +306,3 @@ export function approvalView(a: {
       : {}),
   };
 }
-
-export { badRequest };

@@ -3,7 +3,7 @@ import { Router } from 'express';
 import { z } from 'zod';
 import { MEMORY_KINDS, type MemoryKind } from '../activities/memory/types';
 import type { MemoryHit } from '../activities/memory/service';
-import { parse, route } from './errors';
+import { badRequest, parse, route } from './errors';
 import type { AppDeps } from './app';
 
 const isoDate = z.iso.datetime({ offset: true }).transform((s) => new Date(s));
@@ -63,14 +63,9 @@ export function memoryRoutes(deps: AppDeps): Router {
     route(async (req, res) => {
       const body = parse(rememberBody, req.body);
       if (body.attribute && !body.subject) {
-        res.status(400).json({
-          error: {
-            code: 'bad_request',
-            message:
-              'attribute: needs a subject (a newer fact supersedes an older one of the same subject and attribute)',
-          },
-        });
-        return;
+        throw badRequest(
+          'attribute: needs a subject (a newer fact supersedes an older one of the same subject and attribute)',
+        );
       }
       const result = await deps.memory.remember({ ...body, source: 'human' });
       res.status(201).json({ id: result.id, created: result.created, superseded: result.superseded });
