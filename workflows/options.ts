@@ -58,14 +58,8 @@ export function connectorPreset(heartbeatMs: number): ActivityOptions {
   };
 }
 
-/** Bookkeeping in the canonical store, run as local activities to keep goal latency low. */
+/** Bookkeeping in the canonical store, run as local activities to keep goal latency low; the same limits as dbPreset. */
 export const bookkeepingPreset: LocalActivityOptions = {
-  startToCloseTimeout: '30s',
-  retry: {
-    initialInterval: '200ms',
-    backoffCoefficient: 2,
-    maximumInterval: '10s',
-    maximumAttempts: 10,
-    nonRetryableErrorTypes: NON_RETRYABLE,
-  },
+  startToCloseTimeout: dbPreset.startToCloseTimeout,
+  retry: dbPreset.retry,
 };
