@@ -128,6 +128,7 @@ export async function startEngine(opts: { settings?: Partial<GoalSettings> } = {
         outboxDir: path.join(ROOT, '.keel', 'test', 'outbox'),
         prisma: db.prisma,
       });
+      const workerMemory = createTestMemory(db.prisma);
       const worker: Worker = await createKeelWorker({
         connection: temporal.nativeConnection,
         namespace: 'default',
@@ -137,7 +138,7 @@ export async function startEngine(opts: { settings?: Partial<GoalSettings> } = {
         workflowBundlePath: workflowBundlePath(),
         operatorName: 'Test Operator',
         planner: workerOpts.planner,
-        memory: createTestMemory(db.prisma),
+        memory: workerMemory,
       });
       const running = worker.run();
       const handle: RunningWorker = {
@@ -145,6 +146,7 @@ export async function startEngine(opts: { settings?: Partial<GoalSettings> } = {
           if (worker.getState() === 'RUNNING') worker.shutdown();
           await running;
           await email.close();
+          await workerMemory.store.close();
         },
       };
       workers.push(handle);
@@ -224,6 +226,7 @@ export async function startEngine(opts: { settings?: Partial<GoalSettings> } = {
       await Promise.all(children.map((c) => c.kill('SIGKILL')));
       await Promise.all(workers.map((w) => w.stop().catch(() => undefined)));
       await new Promise((r) => server.close(r));
+      await memory.store.close();
       await smtp.close();
       await temporal.teardown();
       await db.drop();

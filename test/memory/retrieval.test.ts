@@ -16,23 +16,28 @@ const NOW = new Date('2026-06-01T12:00:00Z');
 const daysAgo = (d: number) => new Date(NOW.getTime() - d * 24 * 60 * 60 * 1000);
 
 let db: TestDatabase;
+const opened: MemoryService[] = [];
 
 beforeEach(async () => {
   db = await createTestDatabase();
 });
 afterEach(async () => {
+  // Stores first: their background checks must not outlive the database.
+  await Promise.all(opened.splice(0).map((m) => m.store.close()));
   await db.drop();
 });
 
 function service(config: DeepPartial<RetrievalConfig> = {}): MemoryService {
   const embedder = createCachedEmbedder(createHashingEmbedder(), { prisma: db.prisma });
-  return createMemoryService({
+  const m = createMemoryService({
     prisma: db.prisma,
     embedder,
     store: createEmbeddedStore({ prisma: db.prisma, dims: embedder.dims, verifyIntervalMs: 0 }),
     config,
     now: () => NOW,
   });
+  opened.push(m);
+  return m;
 }
 
 const texts = async (m: MemoryService, query: string, k = 10, extra = {}) =>
