@@ -113,6 +113,11 @@ runVectorStoreContract('qdrant store via the Qdrant REST stand-in', async () => 
   const collection = `keel_contract_${randomBytes(4).toString('hex')}`;
   // exact: true as in the real-server run; the stand-in is exact either way but checks the parameter.
   const open = () => createQdrantStore({ url: standin.url, collection, dims: CONTRACT_DIMS, exact: true });
+  return qdrantHarness(open, () => standin.close());
+});
+
+/** The contract's harness for Qdrant stores: every store opened is closed, then `afterClose` tidies up. */
+function qdrantHarness(open: () => VectorStore, afterClose: () => Promise<void>) {
   const opened = [open()];
   return {
     store: opened[0]!,
@@ -123,10 +128,10 @@ runVectorStoreContract('qdrant store via the Qdrant REST stand-in', async () => 
     },
     async cleanup() {
       for (const s of opened) await s.close();
-      await standin.close();
+      await afterClose();
     },
   };
-});
+}
 
 const QDRANT_URL = process.env.QDRANT_URL;
 if (QDRANT_URL) {
@@ -141,20 +146,10 @@ if (QDRANT_URL) {
         dims: CONTRACT_DIMS,
         exact: true,
       });
-    const opened = [open()];
-    return {
-      store: opened[0]!,
-      async reopen() {
-        const again = open();
-        opened.push(again);
-        return again;
-      },
-      async cleanup() {
-        for (const s of opened) await s.close();
-        const client = new QdrantClient({ url: QDRANT_URL, ...(apiKey ? { apiKey } : {}), checkCompatibility: false });
-        await client.deleteCollection(collection);
-      },
-    };
+    return qdrantHarness(open, async () => {
+      const client = new QdrantClient({ url: QDRANT_URL, ...(apiKey ? { apiKey } : {}), checkCompatibility: false });
+      await client.deleteCollection(collection);
+    });
   });
 } else {
   describe.skip('qdrant store against a real server: skipped because QDRANT_URL is not set', () => {
