@@ -17,6 +17,14 @@ import { memoryRoutes } from './memory';
 import { HttpError, errorHandler, parse, route } from './errors';
 import { GOAL_STATUSES, goalRoutes } from './goals';
 
+interface ContextRow {
+  avg_chars: number | null;
+  max_chars: number | null;
+  avg_tokens: number | null;
+  max_tokens: number | null;
+  steps: bigint;
+}
+
 export interface AppDeps {
   client: Client;
   prisma: Db;
@@ -165,16 +173,17 @@ export function createApp(deps: AppDeps): express.Express {
   v1.get(
     '/metrics',
     route(async (_req, res) => {
-      const [byStatus, totals, decided, stepsRun, context, workingSets, memoryStats] = await Promise.all([
+      const [byStatus, totals, decided, stepsRun, [context], memoryStats] = await Promise.all([
         prisma.goal.groupBy({ by: ['status'], _count: { _all: true } }),
         prisma.goal.aggregate({ _sum: { planChurn: true, costUsd: true }, _count: { _all: true } }),
         prisma.approval.count({ where: { status: { in: ['approved', 'rejected'] } } }),
         prisma.step.count({ where: { status: { in: ['completed', 'compensated'] } } }),
-        prisma.$queryRaw<{ avg: number | null; max: number | null }[]>`
-          SELECT avg(length(content))::float8 AS avg, max(length(content))::float8 AS max FROM artifacts WHERE kind = 'context'`,
-        prisma.$queryRaw<{ avg: number | null; max: number | null; steps: bigint }[]>`
-          SELECT avg((metadata->>'tokens')::float8) AS avg, max((metadata->>'tokens')::float8) AS max, count(*) AS steps
-            FROM artifacts WHERE kind = 'context' AND metadata ? 'tokens'`,
+        // One scan of the context artifacts for both sizes; aggregates skip rows without a token count.
+        prisma.$queryRaw<ContextRow[]>`
+          SELECT avg(length(content))::float8 AS avg_chars, max(length(content))::float8 AS max_chars,
+                 avg((metadata->>'tokens')::float8) AS avg_tokens, max((metadata->>'tokens')::float8) AS max_tokens,
+                 count(metadata->'tokens') AS steps
+            FROM artifacts WHERE kind = 'context'`,
         deps.memory.stats(),
       ]);
       const goalsByStatus = Object.fromEntries(GOAL_STATUSES.map((s) => [s, 0]));
@@ -192,12 +201,12 @@ export function createApp(deps: AppDeps): express.Express {
           perOutcome: completed ? (totals._sum.costUsd ?? 0) / completed : 0,
         },
         contextSize: {
-          avgChars: context[0]?.avg ?? 0,
-          maxChars: context[0]?.max ?? 0,
+          avgChars: context?.avg_chars ?? 0,
+          maxChars: context?.max_chars ?? 0,
           workingSetTokens: {
-            avg: workingSets[0]?.avg ?? 0,
-            max: workingSets[0]?.max ?? 0,
-            steps: Number(workingSets[0]?.steps ?? 0),
+            avg: context?.avg_tokens ?? 0,
+            max: context?.max_tokens ?? 0,
+            steps: Number(context?.steps ?? 0),
           },
           memory: memoryStats,
         },

@@ -4,7 +4,7 @@
  * difference from the live tables. A clean report is the proof that the log
  * is complete: state could be recovered from it.
  */
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { Client } from 'pg';
 
 type Row = Record<string, unknown>;
@@ -186,7 +186,6 @@ export async function rebuildAndCompare(
   await client.connect();
   const schema = `keel_rebuild_${randomBytes(4).toString('hex')}`;
   const p = projections();
-  const { createHash } = await import('node:crypto');
   const md5 = (s: string) => createHash('md5').update(s).digest('hex');
   try {
     let last = 0n;
