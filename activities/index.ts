@@ -2,15 +2,15 @@
  * Keel's activities, built once per worker from their dependencies so tests
  * can pass their own (a scratch database, a local SMTP server).
  */
-import type { Db } from '../lib/prisma';
-import type { EmailConnector } from './connectors/email';
-import { createCompactionActivities } from './memory/compaction';
-import type { MemoryService } from './memory/service';
-import { planOffline } from './planner/offline';
-import { createApprovalActivities } from './state/approvals';
-import { createGoalStateActivities } from './state/goals';
+import type { Db } from '../db/prisma';
+import type { EmailConnector } from '../connectors/email';
+import { createCompactionActivities } from '../memory/compaction';
+import type { MemoryService } from '../memory/service';
+import { planOffline } from '../planner/offline';
+import { createApprovalActivities } from '../state/approvals';
+import { createGoalStateActivities } from '../state/goals';
 import { createStepActivities } from './steps';
-import type { PlanGoalInput, ProposedPlan } from './types';
+import type { PlanGoalInput, ProposedPlan } from '../shared/activity-io';
 
 export interface ActivityDeps {
   prisma: Db;

@@ -7,15 +7,15 @@
 import { createHash } from 'node:crypto';
 import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
-import type { Db } from '../lib/prisma';
+import type { Db } from '../db/prisma';
 import type { StepOutput, StepResult } from '../shared/plan';
-import type { EmailConnector } from './connectors/email';
-import { memoryId, type MemoryService } from './memory/service';
-import { assembleWorkingSet } from './memory/working-set';
-import { contactSubject, parseAddress, upsertContact } from './state/entities';
-import { loadArtifact, preview, saveArtifact, setArtifactStatus } from './state/artifacts';
-import { appendEvents, json } from './state/events';
-import type { CompensationInput, StepActivityInput } from './types';
+import type { EmailConnector } from '../connectors/email';
+import { memoryId, type MemoryService } from '../memory/service';
+import { assembleWorkingSet } from '../memory/working-set';
+import { contactSubject, parseAddress, upsertContact } from '../state/entities';
+import { loadArtifact, preview, saveArtifact, setArtifactStatus } from '../state/artifacts';
+import { appendEvents, json } from '../state/events';
+import type { CompensationInput, StepActivityInput } from '../shared/activity-io';
 
 export const OFFLINE_LABEL = 'offline (no model was used)';
 

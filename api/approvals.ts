@@ -1,8 +1,8 @@
 /** Approvals: the inbox, and decisions one at a time or in a batch. */
 import { Router } from 'express';
 import { z } from 'zod';
-import { appendEvents, json } from '../activities/state/events';
-import type { Db } from '../lib/prisma';
+import { appendEvents, json } from '../state/events';
+import type { Db } from '../db/prisma';
 import { decideSignal, goalWorkflowId } from '../workflows/messages';
 import { approvalView } from './goals';
 import { HttpError, conflict, notFound, parse, route, unavailable } from './errors';

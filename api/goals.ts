@@ -4,7 +4,7 @@ import { Router } from 'express';
 import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import { z } from 'zod';
 import type { Goal } from '../generated/prisma/client';
-import { appendEvents } from '../activities/state/events';
+import { appendEvents } from '../state/events';
 import { goalWorkflow } from '../workflows';
 import { cancelSignal, goalWorkflowId, KeelPendingApprovals, KeelStatus } from '../workflows/messages';
 import type { GoalInput } from '../workflows/types';

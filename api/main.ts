@@ -3,9 +3,9 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
-import { loadConfig, type Config } from '../lib/config';
-import { createPrisma } from '../lib/prisma';
-import { memoryFromConfig } from '../activities/memory';
+import { loadConfig, type Config } from '../config/index';
+import { createPrisma } from '../db/prisma';
+import { memoryFromConfig } from '../memory';
 import { createApp } from './app';
 
 /** Without KEEL_API_KEY, a key is made once and kept in .keel/api-key so restarts keep it. */

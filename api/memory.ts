@@ -1,8 +1,8 @@
 /** Memory: remember something, search with ranking the operator can read, see one subject's memory. */
 import { Router } from 'express';
 import { z } from 'zod';
-import { MEMORY_KINDS, type MemoryKind } from '../activities/memory/types';
-import type { MemoryHit } from '../activities/memory/service';
+import { MEMORY_KINDS, type MemoryKind } from '../memory/types';
+import type { MemoryHit } from '../memory/service';
 import { badRequest, parse, route } from './errors';
 import type { AppDeps } from './app';
 

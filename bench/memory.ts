@@ -23,10 +23,10 @@ import { prng } from '../lib/prng';
 import { randomBytes } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { Client as PgClient } from 'pg';
-import { createEmbeddedStore, type EmbeddedVectorStore } from '../activities/memory/embedded-store';
-import { MEMORY_KINDS } from '../activities/memory/types';
-import { migrate } from '../lib/migrations';
-import { createPrisma, type Db } from '../lib/prisma';
+import { createEmbeddedStore, type EmbeddedVectorStore } from '../memory/embedded-store';
+import { MEMORY_KINDS } from '../memory/types';
+import { migrate } from '../db/migrations';
+import { createPrisma, type Db } from '../db/prisma';
 
 const INSERT_BATCH = 1000;
 const K = 10;

@@ -1,14 +1,14 @@
 #!/usr/bin/env node
 'use strict';
-// `node scripts/build-wasm.js [--check]`: compiles activities/memory/wasm/dot.wat (SIMD enabled) with the
-// `wabt` dev dependency and writes the bytes as a base64 constant to activities/memory/wasm/dot-wasm.ts.
+// `node scripts/build-wasm.js [--check]`: compiles memory/wasm/dot.wat (SIMD enabled) with the
+// `wabt` dev dependency and writes the bytes as a base64 constant to memory/wasm/dot-wasm.ts.
 // The generated file is committed, so running Keel never needs wabt; `--check` only verifies that the
 // committed file matches a fresh compile (exit code 1 if not) and writes nothing.
 
 const fs = require('node:fs');
 const path = require('node:path');
 
-const WASM_DIR = path.resolve(__dirname, '..', 'activities', 'memory', 'wasm');
+const WASM_DIR = path.resolve(__dirname, '..', 'memory', 'wasm');
 const WAT_FILE = path.join(WASM_DIR, 'dot.wat');
 const OUT_FILE = path.join(WASM_DIR, 'dot-wasm.ts');
 

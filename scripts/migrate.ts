@@ -8,7 +8,7 @@
  * Reads DATABASE_URL directly rather than through loadConfig(): migrating
  * must not fail because some unrelated setting (Slack, OpenAI...) is invalid.
  */
-import { ensureDatabase, migrate, redactUrl, rollback, status } from '../lib/migrations';
+import { ensureDatabase, migrate, redactUrl, rollback, status } from '../db/migrations';
 
 const DEFAULT_DATABASE_URL = 'postgresql://postgres@127.0.0.1:5432/keel';
 const USAGE = 'usage: scripts/migrate.ts up|down|status';

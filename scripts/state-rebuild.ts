@@ -3,7 +3,7 @@
  * and artifacts from the event log into a scratch schema and reports every
  * difference from the live tables. Exits 1 when there is any.
  */
-import { rebuildAndCompare } from '../lib/rebuild';
+import { rebuildAndCompare } from '../state/rebuild';
 
 async function run() {
   const url = process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/keel';

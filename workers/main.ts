@@ -1,5 +1,5 @@
 /** `npm run worker`: one Keel worker against what the environment names. Stops cleanly on SIGINT/SIGTERM. */
-import { loadConfig } from '../lib/config';
+import { loadConfig } from '../config/index';
 import { createWorkerFromConfig } from './worker';
 
 async function run() {

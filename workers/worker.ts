@@ -3,12 +3,12 @@ import { Client, Connection, ScheduleAlreadyRunning, ScheduleOverlapPolicy } fro
 import type { Duration } from '@temporalio/common';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities';
-import { createEmailConnector, type EmailConnector } from '../activities/connectors/email';
-import { memoryFromConfig } from '../activities/memory';
-import type { MemoryService } from '../activities/memory/service';
-import type { Config } from '../lib/config';
+import { createEmailConnector, type EmailConnector } from '../connectors/email';
+import { memoryFromConfig } from '../memory';
+import type { MemoryService } from '../memory/service';
+import type { Config } from '../config/index';
 import { parseFaults } from '../lib/faults';
-import { createPrisma, type Db } from '../lib/prisma';
+import { createPrisma, type Db } from '../db/prisma';
 import { COMPACTION_SCHEDULE_ID, type CompactionInput } from '../workflows/compaction';
 
 export interface KeelWorkerDeps {

@@ -21,7 +21,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { KeelActivities } from '../activities';
-import type { PlannedStep } from '../activities/types';
+import type { PlannedStep } from '../shared/activity-io';
 import { isStepRef, type ProposedPlan, type StepOutput, type StepResult } from '../shared/plan';
 import { TOOLS, type ToolSpec } from '../shared/tools';
 import { KeelPendingApprovals, KeelStatus, cancelSignal, decideSignal, decideUpdate, stateQuery } from './messages';

@@ -24,7 +24,7 @@ import {
   migrate,
   rollback,
   status,
-} from '../../lib/migrations';
+} from '../../db/migrations';
 import { createTestDatabase, databaseUrlFor, TEST_SERVER_URL, type TestDatabase } from '../helpers/db';
 
 jest.setTimeout(60_000);

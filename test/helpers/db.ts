@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { Client } from 'pg';
-import { migrate } from '../../lib/migrations';
-import { createPrisma, type Db } from '../../lib/prisma';
+import { migrate } from '../../db/migrations';
+import { createPrisma, type Db } from '../../db/prisma';
 
 /** Server used for throwaway test databases; the path names the maintenance database. */
 export const TEST_SERVER_URL = process.env.KEEL_TEST_PG ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
@@ -20,7 +20,7 @@ export interface TestDatabase {
 
 /**
  * Creates a uniquely named database `keel_test_<random>` on the server named
- * by KEEL_TEST_PG, migrated to head with lib/migrations unless
+ * by KEEL_TEST_PG, migrated to head with db/migrations unless
  * `migrate: false`. Every test gets its own database, so suites can run in
  * parallel Jest workers without sharing state. Call drop() in afterAll.
  */

@@ -15,8 +15,8 @@
 import { randomBytes } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createHashingEmbedder } from '../../activities/memory/embedders';
-import { countTokens } from '../../activities/models/tokenizer';
+import { createHashingEmbedder } from '../../memory/embedders';
+import { countTokens } from '../../models/tokenizer';
 
 /** One request the stand-in received, failed or not, in arrival order. */
 export interface StandinRequest {

@@ -1,6 +1,6 @@
 /**
  * A local HTTP server that speaks the Qdrant REST protocol for the endpoints
- * activities/memory/qdrant-store.ts calls, so tests run the real
+ * memory/qdrant-store.ts calls, so tests run the real
  * `@qdrant/js-client-rest` client (request building, query strings, error
  * handling, response parsing) where no Qdrant server can run.
  *

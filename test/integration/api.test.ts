@@ -12,7 +12,7 @@ import type { Server as HttpServer } from 'node:http';
 import * as grpc from '@grpc/grpc-js';
 import { Client, Connection, defaultGrpcRetryOptions, makeGrpcRetryInterceptor } from '@temporalio/client';
 import { createApp } from '../../api/app';
-import { createPrisma, type Db } from '../../lib/prisma';
+import { createPrisma, type Db } from '../../db/prisma';
 import { databaseUrlFor } from '../helpers/db';
 import { startEngine, type TestEngine } from '../helpers/engine';
 

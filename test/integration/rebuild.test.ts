@@ -3,7 +3,7 @@
  * the projections rebuilt from the event log alone match the live tables;
  * a change made behind the log's back is reported.
  */
-import { rebuildAndCompare } from '../../lib/rebuild';
+import { rebuildAndCompare } from '../../state/rebuild';
 import { startEngine, type TestEngine } from '../helpers/engine';
 
 let engine: TestEngine;

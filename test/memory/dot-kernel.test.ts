@@ -1,12 +1,12 @@
 /**
- * The committed WASM kernel (activities/memory/wasm/dot-wasm.ts) is what
+ * The committed WASM kernel (memory/wasm/dot-wasm.ts) is what
  * dot.wat compiles to, and it computes dot products: checked against a plain
  * JS float64 loop on random data of several shapes.
  */
 import { readFileSync } from 'node:fs';
 import { compileWat, OUT_FILE, renderModule } from '../../scripts/build-wasm';
-import { createWasmMemory, instantiateDotKernel } from '../../activities/memory/exact-index';
-import { DOT_WASM_BASE64 } from '../../activities/memory/wasm/dot-wasm';
+import { createWasmMemory, instantiateDotKernel } from '../../memory/exact-index';
+import { DOT_WASM_BASE64 } from '../../memory/wasm/dot-wasm';
 import { prng } from './vector-store.contract';
 
 describe('dot kernel', () => {

@@ -12,9 +12,9 @@ import {
   createHashingEmbedder,
   createOpenAIEmbedder,
   embedderFromConfig,
-} from '../../activities/memory/embedders';
-import type { Embedder } from '../../activities/memory/types';
-import { countTokens, truncateToTokens } from '../../activities/models/tokenizer';
+} from '../../memory/embedders';
+import type { Embedder } from '../../memory/types';
+import { countTokens, truncateToTokens } from '../../models/tokenizer';
 import { createTestDatabase, type TestDatabase } from '../helpers/db';
 import { startOpenAIStandin, type OpenAIStandin } from '../helpers/openai-standin';
 

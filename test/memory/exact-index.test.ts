@@ -3,8 +3,8 @@
  * random sequences of upserts, in-place replacements, payload changes and
  * swap-removing deletes, across growth of its WebAssembly memory.
  */
-import { ExactIndex, paddedDims } from '../../activities/memory/exact-index';
-import { MEMORY_KINDS, type VectorFilter, type VectorPoint } from '../../activities/memory/types';
+import { ExactIndex, paddedDims } from '../../memory/exact-index';
+import { MEMORY_KINDS, type VectorFilter, type VectorPoint } from '../../memory/types';
 import { bruteForce, expectSameHits, passes, prng, randomPoints, unitVector, uuidFrom } from './vector-store.contract';
 
 const FILTERS: (VectorFilter | undefined)[] = [

@@ -4,12 +4,12 @@
  * an older one; filters; the working set respects its token budget.
  * Real PostgreSQL, the embedded exact index and the offline embedder.
  */
-import { createEmbeddedStore } from '../../activities/memory/embedded-store';
-import { createCachedEmbedder, createHashingEmbedder } from '../../activities/memory/embedders';
-import { DEFAULT_RETRIEVAL, type RetrievalConfig, type DeepPartial } from '../../activities/memory/retrieval';
-import { createMemoryService, type MemoryService } from '../../activities/memory/service';
-import { assembleWorkingSet } from '../../activities/memory/working-set';
-import { countTokens } from '../../activities/models/tokenizer';
+import { createEmbeddedStore } from '../../memory/embedded-store';
+import { createCachedEmbedder, createHashingEmbedder } from '../../memory/embedders';
+import { DEFAULT_RETRIEVAL, type RetrievalConfig, type DeepPartial } from '../../memory/retrieval';
+import { createMemoryService, type MemoryService } from '../../memory/service';
+import { assembleWorkingSet } from '../../memory/working-set';
+import { countTokens } from '../../models/tokenizer';
 import { createTestDatabase, type TestDatabase } from '../helpers/db';
 
 const NOW = new Date('2026-06-01T12:00:00Z');

@@ -1,5 +1,5 @@
 /**
- * The VectorStore contract (activities/memory/types.ts) as a Jest suite that
+ * The VectorStore contract (memory/types.ts) as a Jest suite that
  * every adapter runs: `runVectorStoreContract(name, makeStore)`.
  *
  * Each case keeps its own model of what was written and compares the store
@@ -18,7 +18,7 @@ import type {
   VectorHit,
   VectorPoint,
   VectorStore,
-} from '../../activities/memory/types';
+} from '../../memory/types';
 
 /** Re-exported for the other memory tests. */
 export { prng };

@@ -9,10 +9,10 @@
 import { randomBytes } from 'node:crypto';
 import { QdrantClient } from '@qdrant/js-client-rest';
 import { Client } from 'pg';
-import { createEmbeddedStore, type EmbeddedVectorStore } from '../../activities/memory/embedded-store';
-import { createQdrantStore } from '../../activities/memory/qdrant-store';
-import type { PointPayload, VectorPoint, VectorStore } from '../../activities/memory/types';
-import { createPrisma, type Db } from '../../lib/prisma';
+import { createEmbeddedStore, type EmbeddedVectorStore } from '../../memory/embedded-store';
+import { createQdrantStore } from '../../memory/qdrant-store';
+import type { PointPayload, VectorPoint, VectorStore } from '../../memory/types';
+import { createPrisma, type Db } from '../../db/prisma';
 import { createTestDatabase, type TestDatabase } from '../helpers/db';
 import { startQdrantStandin, type QdrantStandin } from '../helpers/qdrant-standin';
 import {

@@ -14,7 +14,7 @@ import {
   validateEmailAddresses,
   type EmailConnector,
   type EmailConnectorOptions,
-} from '../../activities/connectors/email';
+} from '../../connectors/email';
 import { FAULT_HIT_MARKER, noFaults, parseFaults, type FaultHooks } from '../../lib/faults';
 import { createTestDatabase, type TestDatabase } from '../helpers/db';
 import { startSmtpServer, type TestSmtpServer } from '../helpers/smtp';
@@ -331,9 +331,9 @@ describe('email connector over SMTP', () => {
     const server = await smtp();
     const key = newKey('crash');
     const child = `
-      const { createEmailConnector } = require(${JSON.stringify(join(ROOT, 'activities/connectors/email.ts'))});
+      const { createEmailConnector } = require(${JSON.stringify(join(ROOT, 'connectors/email.ts'))});
       const { parseFaults } = require(${JSON.stringify(join(ROOT, 'lib/faults.ts'))});
-      const { createPrisma } = require(${JSON.stringify(join(ROOT, 'lib/prisma.ts'))});
+      const { createPrisma } = require(${JSON.stringify(join(ROOT, 'db/prisma.ts'))});
       const email = createEmailConnector({
         smtpUrl: ${JSON.stringify(server.url)}, from: ${JSON.stringify(FROM)}, outboxDir: '/nonexistent',
         prisma: createPrisma(${JSON.stringify(db.url)}), faults: parseFaults(process.env.KEEL_FAULTS),

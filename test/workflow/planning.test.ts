@@ -3,8 +3,8 @@
  * independent steps, and approval deadlines with escalation. A scripted
  * planner is passed to the worker as a dependency (no module patching).
  */
-import type { PlanGoalInput } from '../../activities/types';
-import { planOffline } from '../../activities/planner/offline';
+import type { PlanGoalInput } from '../../shared/activity-io';
+import { planOffline } from '../../planner/offline';
 import type { ProposedPlan } from '../../shared/plan';
 import { startEngine, type TestEngine } from '../helpers/engine';
 

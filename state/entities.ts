@@ -4,7 +4,7 @@
  * can be rebuilt from the log alone (scripts/state-rebuild.ts).
  */
 import { randomUUID } from 'node:crypto';
-import type { Contact } from '../../generated/prisma/client';
+import type { Contact } from '../generated/prisma/client';
 import { appendEvents, json, type DbTx } from './events';
 
 /** Mail providers whose domain says nothing about the sender's organization. */

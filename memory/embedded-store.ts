@@ -1,5 +1,5 @@
 import { endianness } from 'node:os';
-import type { Db } from '../../lib/prisma';
+import type { Db } from '../db/prisma';
 import { ExactIndex } from './exact-index';
 import type { MemoryKind, MemoryTier, PointPayload, VectorFilter, VectorHit, VectorPoint, VectorStore } from './types';
 

@@ -1,5 +1,5 @@
-import type { Prisma } from '../../generated/prisma/client';
-import type { Db } from '../../lib/prisma';
+import type { Prisma } from '../generated/prisma/client';
+import type { Db } from '../db/prisma';
 
 /** A Prisma client or an interactive transaction: both can append events. */
 export type DbTx = Db | Prisma.TransactionClient;

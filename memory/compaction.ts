@@ -4,7 +4,7 @@
  * archive). Keeps what retrieval searches bounded as history grows.
  */
 import { createHash } from 'node:crypto';
-import type { Db } from '../../lib/prisma';
+import type { Db } from '../db/prisma';
 import type { MemoryService } from './service';
 
 export interface CompactionCandidatesInput {

@@ -1,9 +1,9 @@
 /** Approval records: opened by the workflow, decided by people (API, Slack) or by the workflow's deadline. */
 import { ApplicationFailure } from '@temporalio/common';
-import type { Db } from '../../lib/prisma';
+import type { Db } from '../db/prisma';
 import type { MemoryService } from '../memory/service';
-import type { StepOutput } from '../../shared/plan';
-import type { ApprovalRef, OpenApprovalInput, RecordDecisionInput, RecordDecisionResult } from '../types';
+import type { StepOutput } from '../shared/plan';
+import type { ApprovalRef, OpenApprovalInput, RecordDecisionInput, RecordDecisionResult } from '../shared/activity-io';
 import { loadArtifact, saveArtifact } from './artifacts';
 import { appendEvents, json, type DbTx } from './events';
 

@@ -4,8 +4,8 @@
  * is written first (it is canonical); the vector store is told after.
  */
 import { createHash } from 'node:crypto';
-import type { MemoryItem, Prisma } from '../../generated/prisma/client';
-import type { Db } from '../../lib/prisma';
+import type { MemoryItem, Prisma } from '../generated/prisma/client';
+import type { Db } from '../db/prisma';
 import {
   decayReason,
   nextFeedback,

@@ -4,8 +4,8 @@
  * makes says so (generatedBy `offline-planner`).
  */
 import { createHash } from 'node:crypto';
-import type { PlanStep, ProposedPlan } from '../../shared/plan';
-import type { PlanGoalInput } from '../types';
+import type { PlanStep, ProposedPlan } from '../shared/plan';
+import type { PlanGoalInput } from '../shared/activity-io';
 
 export const OFFLINE_PLANNER = 'offline-planner';
 const EMAIL_RE = /[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}/;

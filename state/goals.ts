@@ -1,7 +1,7 @@
 /** Canonical goal, plan and step records, each change written with its event in one transaction. */
 import { ApplicationFailure } from '@temporalio/common';
-import type { Db } from '../../lib/prisma';
-import type { GoalTransitionInput, MarkStepInput, PlanRejectedInput, StartPlanInput } from '../types';
+import type { Db } from '../db/prisma';
+import type { GoalTransitionInput, MarkStepInput, PlanRejectedInput, StartPlanInput } from '../shared/activity-io';
 import { appendEvents } from './events';
 
 export function createGoalStateActivities(prisma: Db) {

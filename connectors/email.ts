@@ -23,8 +23,8 @@ import { join } from 'node:path';
 import nodemailer from 'nodemailer';
 import addressparser from 'nodemailer/lib/addressparser';
 import { ApplicationFailure } from '@temporalio/common';
-import type { Db } from '../../lib/prisma';
-import { noFaults, type FaultHooks } from '../../lib/faults';
+import type { Db } from '../db/prisma';
+import { noFaults, type FaultHooks } from '../lib/faults';
 
 /** Fault point hit after the intent row is written and before the message leaves. */
 export const EMAIL_FAULT_BEFORE_SMTP = 'email.send.beforeSmtp';

@@ -1,5 +1,5 @@
 /** Inputs and outputs of Keel's activities: plain JSON, one object parameter each. */
-import type { PlanStep, ProposedPlan, StepOutput, StepResult, StepStatus } from '../shared/plan';
+import type { PlanStep, ProposedPlan, StepOutput, StepResult, StepStatus } from './plan';
 import type { GoalStatus } from '../workflows/types';
 
 export interface PlanGoalInput {

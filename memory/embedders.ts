@@ -11,8 +11,8 @@
  */
 import { createHash } from 'node:crypto';
 import OpenAI from 'openai';
-import type { Config } from '../../lib/config';
-import type { Db } from '../../lib/prisma';
+import type { Config } from '../config/index';
+import type { Db } from '../db/prisma';
 import type { Embedder } from './types';
 
 // ---------------------------------------------------------------------------

@@ -4,7 +4,7 @@
  * real tokenizer. It records which memories it used: that is the provenance
  * the explain endpoint shows and approval feedback follows.
  */
-import type { Db } from '../../lib/prisma';
+import type { Db } from '../db/prisma';
 import { countTokens } from '../models/tokenizer';
 import type { MemoryService } from './service';
 

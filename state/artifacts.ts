@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/common';
-import type { Db } from '../../lib/prisma';
+import type { Db } from '../db/prisma';
 import type { DbTx } from './events';
 import { appendEvents, json } from './events';
 

@@ -1,6 +1,6 @@
 /** Builds the memory layer from configuration: Qdrant when QDRANT_URL is set, else the embedded index. */
-import type { Config } from '../../lib/config';
-import type { Db } from '../../lib/prisma';
+import type { Config } from '../config/index';
+import type { Db } from '../db/prisma';
 import { createEmbeddedStore } from './embedded-store';
 import { embedderFromConfig } from './embedders';
 import { createQdrantStore } from './qdrant-store';
