@@ -1,6 +1,6 @@
 /** Inputs and outputs of Keel's activities: plain JSON, one object parameter each. */
-import type { PlanStep, ProposedPlan, StepOutput, StepResult, StepStatus } from './plan';
-import type { GoalStatus } from '../workflows/types';
+import type { Decision, GoalStatus } from './goal';
+import type { PlannedStep, ProposedPlan, StepOutput, StepResult, StepStatus } from './plan';
 
 export interface PlanGoalInput {
   goalId: string;
@@ -11,10 +11,6 @@ export interface PlanGoalInput {
   planVersion: number;
   /** Problems with the previous proposal, for a replan. */
   feedback: string[];
-}
-
-export interface PlannedStep extends PlanStep {
-  requiresApproval: boolean;
 }
 
 export interface StartPlanInput {
@@ -35,7 +31,11 @@ export interface PlanRejectedInput {
 export interface GoalTransitionInput {
   goalId: string;
   status: GoalStatus;
-  event: { type: string; data?: Record<string, unknown>; actor?: string };
+  event: {
+    type: 'goal.completed' | 'goal.failed' | 'goal.cancelled';
+    data?: { reason?: string; failureType?: string };
+    actor?: string;
+  };
   cost?: { usd: number; inputTokens: number; outputTokens: number };
   planChurn?: number;
   outcome?: StepOutput;
@@ -47,9 +47,10 @@ export interface MarkStepInput {
   goalId: string;
   planVersion: number;
   stepId: string;
-  status: StepStatus;
+  status: Extract<StepStatus, 'failed' | 'cancelled' | 'skipped'>;
   error?: string;
-  eventType: string;
+  /** `step.<status>`; kept in the input because recorded histories carry it. */
+  eventType: `step.${Extract<StepStatus, 'failed' | 'cancelled' | 'skipped'>}`;
 }
 
 /** What every step activity receives; step references already resolved to outputs. */
@@ -74,13 +75,8 @@ export interface OpenApprovalInput {
   timeoutMs: number;
 }
 
-export interface RecordDecisionInput {
-  approvalId: string;
-  decision: 'approve' | 'reject';
-  edits?: Record<string, unknown>;
-  comment?: string;
-  actor: string;
-}
+/** What the workflow records when a decision arrives. */
+export type RecordDecisionInput = Decision;
 
 export interface RecordDecisionResult {
   status: 'approved' | 'rejected';
@@ -103,4 +99,4 @@ export interface CompensationInput {
   reason: string;
 }
 
-export type { StepResult, ProposedPlan };
+export type { PlannedStep, StepResult, ProposedPlan };

@@ -27,8 +27,22 @@ export interface ProposedPlan {
   outputTokens: number;
 }
 
-export type StepStatus =
-  'pending' | 'awaiting_approval' | 'running' | 'completed' | 'failed' | 'skipped' | 'compensated' | 'cancelled';
+export const STEP_STATUSES = [
+  'pending',
+  'awaiting_approval',
+  'running',
+  'completed',
+  'failed',
+  'skipped',
+  'compensated',
+  'cancelled',
+] as const;
+export type StepStatus = (typeof STEP_STATUSES)[number];
+
+/** A validated step as the workflow runs it: the plan's step plus what the policy decided about it. */
+export interface PlannedStep extends PlanStep {
+  requiresApproval: boolean;
+}
 
 /** What a step activity hands back: small JSON; large texts travel as artifact ids. */
 export interface StepOutput {

@@ -21,7 +21,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { KeelActivities } from '../activities';
-import type { PlannedStep } from '../shared/activity-io';
+import type { PlannedStep } from '../shared/plan';
 import { isStepRef, type ProposedPlan, type StepOutput, type StepResult } from '../shared/plan';
 import { TOOLS, type ToolSpec } from '../shared/tools';
 import { KeelPendingApprovals, KeelStatus, cancelSignal, decideSignal, decideUpdate, stateQuery } from './messages';
@@ -293,17 +293,17 @@ export async function goalWorkflow(goal: GoalInput): Promise<GoalResult> {
           }
           if (stepState.status !== 'completed') {
             // A step that never started was skipped because something before it failed.
-            stepState.status =
-              stepState.status === 'pending' ? 'skipped' : isCancellation(err) ? 'cancelled' : 'failed';
+            const end = stepState.status === 'pending' ? 'skipped' : isCancellation(err) ? 'cancelled' : 'failed';
+            stepState.status = end;
             stepState.error = errorMessage(err);
             await CancellationScope.nonCancellable(() =>
               book.markStep({
                 goalId: goal.goalId,
                 planVersion: state.plan.version,
                 stepId: step.id,
-                status: stepState.status,
+                status: end,
                 error: stepState.error,
-                eventType: `step.${stepState.status}`,
+                eventType: `step.${end}`,
               }),
             );
           }

@@ -1,7 +1,6 @@
 /** Plain-JSON inputs and state of goalWorkflow (no Map, Set, Date or classes). */
+import type { ApprovalStatus, Decision, FinishedGoalStatus, GoalStatus } from '../shared/goal';
 import type { PlanStep, StepOutput, StepStatus } from '../shared/plan';
-
-export type GoalStatus = 'planning' | 'running' | 'awaiting_approval' | 'completed' | 'failed' | 'cancelled';
 
 /** Durations live in the input so tests can use seconds and the workflow stays deterministic. */
 export interface GoalSettings {
@@ -36,7 +35,7 @@ export interface ApprovalState {
   approvalId: string;
   stepId: string;
   title: string;
-  status: 'pending' | 'approved' | 'rejected' | 'expired' | 'cancelled';
+  status: ApprovalStatus;
   escalated: boolean;
   decidedBy?: string;
   comment?: string;
@@ -55,17 +54,9 @@ export interface GoalState {
 
 export interface GoalResult {
   goalId: string;
-  status: 'completed' | 'failed' | 'cancelled';
+  status: FinishedGoalStatus;
   error?: string;
   outcome?: StepOutput;
 }
 
-export interface Decision {
-  approvalId: string;
-  decision: 'approve' | 'reject';
-  edits?: Record<string, unknown>;
-  comment?: string;
-  actor: string;
-}
-
-export type { PlanStep };
+export type { Decision, GoalStatus, PlanStep };
