@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import type { Db } from '../db/prisma';
 import type { MemoryService } from './service';
+import { cut } from '../shared/text';
 
 export interface CompactionCandidatesInput {
   olderThanDays: number;
@@ -54,8 +55,7 @@ export function createCompactionActivities(deps: { prisma: Db; memory: MemorySer
       });
       const hot = rows.filter((r) => r.tier === 'hot');
       if (hot.length === 0) return { summaryId: '', archived: 0 };
-      const firstSentence = (t: string) =>
-        (t.replace(/\s+/g, ' ').match(/^[^.!?]*[.!?]?/)?.[0] ?? t).trim().slice(0, 240);
+      const firstSentence = (t: string) => cut((t.replace(/\s+/g, ' ').match(/^[^.!?]*[.!?]?/)?.[0] ?? t).trim(), 240);
       const lines = [...new Set(hot.map((r) => firstSentence(r.text)))];
       const from = hot[0].occurredAt.toISOString().slice(0, 10);
       const to = hot[hot.length - 1].occurredAt.toISOString().slice(0, 10);

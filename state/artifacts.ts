@@ -3,6 +3,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { Db } from '../db/prisma';
 import type { DbTx } from './events';
 import { appendEvents, json } from './events';
+import { cut } from '../shared/text';
 
 export interface NewArtifact {
   goalId?: string | null;
@@ -85,8 +86,10 @@ export async function loadArtifact(db: DbTx, id: string) {
   return artifact;
 }
 
-/** A short, single-line preview for state and the API; the full text stays in the artifact. */
+/**
+ * A short, single-line preview for state and the API (at most `max` code
+ * points); the full text stays in the artifact.
+ */
 export function preview(text: string, max = 200): string {
-  const flat = text.replace(/\s+/g, ' ').trim();
-  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
+  return cut(text.replace(/\s+/g, ' ').trim(), max);
 }
