@@ -7,6 +7,9 @@ const tseslint = require('typescript-eslint');
 
 const nodeBuiltins = [...new Set(builtinModules.map((name) => name.replace(/^node:/, '')))];
 
+// Code bundled into the workflow sandbox: the workflows, shared contracts, and the pure tool specs and registry.
+const SANDBOXED = ['workflows/**/*.ts', 'shared/**/*.ts', 'tools/*/spec.ts', 'tools/spec.ts', 'tools/registry.ts'];
+
 const sandboxMessage = 'Workflow code runs in a deterministic sandbox: do I/O in an activity (activities/) instead.';
 
 module.exports = defineConfig(
@@ -41,7 +44,7 @@ module.exports = defineConfig(
     rules: { '@typescript-eslint/no-require-imports': 'off' },
   },
   {
-    files: ['workflows/**/*.ts', 'shared/**/*.ts'],
+    files: SANDBOXED,
     rules: {
       'no-restricted-imports': [
         'error',
@@ -57,9 +60,9 @@ module.exports = defineConfig(
             { group: ['node:*'], message: sandboxMessage },
             { group: ['@prisma/*', 'pg/*', '@qdrant/*'], message: sandboxMessage },
             {
-              regex: '^(\\.\\.?/)+(activities|lib|generated|api|workers|scripts|state|memory|models|planner|connectors|commands|config|db)(/|$)',
+              regex: '^(\\./)?(\\.\\./)+(activities|lib|generated|api|workers|scripts|state|memory|models|planner|connectors|commands|config|db)(/|$)',
               message:
-                'Workflows and shared code may import only workflows/ and shared/ (types from activities via `import type`).',
+                'Workflows and shared code may import only workflows/, shared/ and tool specs (types from activities via `import type`).',
               allowTypeImports: true,
             },
           ],
@@ -69,7 +72,7 @@ module.exports = defineConfig(
   },
   {
     // shared/ is bundled into the workflow sandbox too, so it obeys the same determinism rules.
-    files: ['workflows/**/*.ts', 'shared/**/*.ts'],
+    files: SANDBOXED,
     rules: {
       'no-restricted-globals': [
         'error',

@@ -1,24 +1,28 @@
 /**
- * Keel's activities, built once per worker from their dependencies so tests
- * can pass their own (a scratch database, a local SMTP server).
+ * Keel's activities: thin Temporal adapters over the domain modules, built
+ * once per worker from their dependencies so tests can pass their own (a
+ * scratch database, a local SMTP server). The tool activities come from
+ * tools/, one folder per tool; the bookkeeping ones from state/.
  */
-import type { Db } from '../db/prisma';
 import type { EmailConnector } from '../connectors/email';
+import type { Db } from '../db/prisma';
 import { createCompactionActivities } from '../memory/compaction';
+import { rememberGoal } from '../memory/episodes';
 import type { MemoryService } from '../memory/service';
 import { planOffline } from '../planner/offline';
+import type { PlanGoalInput, ProposedPlan } from '../shared/activity-io';
 import { createApprovalActivities } from '../state/approvals';
 import { createGoalStateActivities } from '../state/goals';
-import { createStepActivities } from './steps';
-import type { PlanGoalInput, ProposedPlan } from '../shared/activity-io';
+import { createToolActivities } from '../tools/activities';
 
 export interface ActivityDeps {
   prisma: Db;
   email: EmailConnector;
   memory: MemoryService;
-  operatorName?: string;
+  /** Who signs drafts (KEEL_OPERATOR_NAME). */
+  operatorName: string;
   /** Token budget of a step's working set (KEEL_WORKING_SET_TOKENS). */
-  workingSetTokens?: number;
+  workingSetTokens: number;
   /** Proposes plans; the offline planner unless another is given (a model planner, a test's). */
   planner?: (input: PlanGoalInput) => Promise<ProposedPlan>;
 }
@@ -31,14 +35,10 @@ export function createActivities(deps: ActivityDeps) {
     },
     ...createGoalStateActivities(deps.prisma),
     ...createApprovalActivities(deps.prisma, deps.memory),
-    ...createStepActivities({
-      prisma: deps.prisma,
-      email: deps.email,
-      memory: deps.memory,
-      operatorName: deps.operatorName ?? 'The Keel operator',
-      workingSetTokens: deps.workingSetTokens ?? 1500,
-    }),
+    ...createToolActivities(deps),
     ...createCompactionActivities({ prisma: deps.prisma, memory: deps.memory }),
+    /** After a goal ends: the episodic memory of what happened. */
+    rememberGoal: (input: { goalId: string }) => rememberGoal(deps, input),
   };
 }
 

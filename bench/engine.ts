@@ -21,7 +21,8 @@ import { createHashingEmbedder } from '../memory/embedders';
 import { createMemoryService } from '../memory/service';
 import { migrate } from '../db/migrations';
 import { createPrisma } from '../db/prisma';
-import { bareGoalWorkflow } from '../workflows';
+import { loadConfig } from '../config';
+import { bareGoalWorkflow } from './workflows';
 import { KeelPendingApprovals, KeelStatus } from '../workflows/messages';
 import { createKeelWorker } from '../workers/worker';
 
@@ -111,7 +112,7 @@ async function run() {
     prisma,
   });
   const { code } = await bundleWorkflowCode({
-    workflowsPath: path.join(ROOT, 'workflows'),
+    workflowsPath: path.join(__dirname, 'workflows'),
     logger: new DefaultLogger('WARN'),
   });
   const bundlePath = path.join(ROOT, '.keel', 'bench', 'workflow-bundle.js');
@@ -128,6 +129,8 @@ async function run() {
     email,
     memory,
     workflowBundlePath: bundlePath,
+    operatorName: 'Bench Operator',
+    workingSetTokens: loadConfig({}).KEEL_WORKING_SET_TOKENS,
   });
   const running = worker.run();
 

@@ -2,24 +2,54 @@
 import { ApplicationFailure } from '@temporalio/common';
 import type { Db } from '../db/prisma';
 import type { MemoryService } from '../memory/service';
-import type { StepOutput } from '../shared/plan';
+import { toolSpec } from '../tools/registry';
+import { artifactOutputSchema, describeApproval, describeIssues, type ArtifactView } from '../tools/spec';
 import type { ApprovalRef, OpenApprovalInput, RecordDecisionInput, RecordDecisionResult } from '../shared/activity-io';
 import { loadArtifact, saveArtifact } from './artifacts';
 import { appendEvents, json, type DbTx } from './events';
 
-/** What a person sees for a step: the concrete action, not the plan's shorthand. */
+/** What a person sees for a step: the concrete action its tool's spec describes, not the plan's shorthand. */
 async function describeProposal(db: DbTx, input: OpenApprovalInput) {
-  const draft = input.inputs.draft as StepOutput | undefined;
-  if (input.tool === 'email.send' && draft?.ref) {
-    const artifact = await loadArtifact(db, draft.ref);
-    const meta = artifact.metadata as { subject?: string };
-    const to = String(input.inputs.to);
-    return {
-      summary: `Send an email to ${to}: "${meta.subject ?? artifact.title}"`,
-      proposed: { to, subject: meta.subject ?? artifact.title, body: artifact.content, artifactId: artifact.id },
-    };
+  const spec = toolSpec(input.tool);
+  if (!spec) return { summary: `${input.title} (${input.tool})`, proposed: input.inputs };
+  const ref = artifactRef(spec.approval?.artifactInput ? input.inputs[spec.approval.artifactInput] : undefined);
+  const artifact = ref ? artifactView(await loadArtifact(db, ref)) : undefined;
+  const described = describeApproval(spec, input.inputs, artifact, input.title);
+  if (!described.ok) {
+    throw ApplicationFailure.nonRetryable(
+      `step "${input.stepId}" (${input.tool}) has invalid inputs: ${described.problem}`,
+      'InvalidInput',
+    );
   }
-  return { summary: `${input.title} (${input.tool})`, proposed: input.inputs };
+  return { summary: described.summary, proposed: described.proposed };
+}
+
+const artifactRef = (v: unknown): string | undefined => {
+  const parsed = artifactOutputSchema.safeParse(v);
+  return parsed.success ? parsed.data.ref : undefined;
+};
+
+const artifactView = (a: { id: string; title: string; content: string; metadata: unknown }): ArtifactView => ({
+  id: a.id,
+  title: a.title,
+  content: a.content,
+  metadata: typeof a.metadata === 'object' && a.metadata !== null ? (a.metadata as Record<string, unknown>) : {},
+});
+
+/**
+ * The edits an operator may make to a step's proposal, checked against its
+ * tool's spec: a message naming what is wrong, or the edits as parsed.
+ */
+export function checkEdits(
+  tool: string,
+  edits: unknown,
+): { ok: true; edits: Record<string, string> } | { ok: false; problem: string } {
+  const spec = toolSpec(tool)?.approval;
+  if (!spec?.edits) return { ok: false, problem: `edits: ${tool} cannot be edited, only approved or rejected` };
+  const parsed = spec.edits.safeParse(edits);
+  return parsed.success
+    ? { ok: true, edits: parsed.data }
+    : { ok: false, problem: describeIssues(parsed.error, 'edits') };
 }
 
 export function createApprovalActivities(prisma: Db, memory?: MemoryService) {
@@ -98,27 +128,36 @@ export function createApprovalActivities(prisma: Db, memory?: MemoryService) {
             'PolicyViolation',
           );
         }
-        const edits = (approval.edits ?? input.edits) as Record<string, unknown> | undefined | null;
+        const edits = (approval.edits ?? input.edits) as Record<string, string> | undefined | null;
         const proposed = approval.proposed as { artifactId?: string };
         let editedRef: string | undefined;
         if (status === 'approved' && edits && proposed.artifactId) {
+          const step = await tx.step.findFirst({
+            where: { goalId: approval.goalId, stepId: approval.stepId },
+            orderBy: { planVersion: 'desc' },
+            select: { tool: true },
+          });
+          const approvalSpec = toolSpec(step?.tool ?? '')?.approval;
+          const checked = checkEdits(step?.tool ?? '', edits);
+          if (!checked.ok || !approvalSpec?.applyEdits) {
+            throw ApplicationFailure.nonRetryable(
+              checked.ok ? `${step?.tool} cannot apply edits` : checked.problem,
+              'InvalidInput',
+            );
+          }
           const original = await loadArtifact(tx, proposed.artifactId);
-          const meta = original.metadata as Record<string, unknown>;
+          const changed = approvalSpec.applyEdits(artifactView(original), checked.edits);
           editedRef = await saveArtifact(
             tx,
             {
               goalId: original.goalId,
               stepId: original.stepId,
               kind: original.kind,
-              title: typeof edits.subject === 'string' ? edits.subject : original.title,
-              content: typeof edits.body === 'string' ? edits.body : original.content,
+              title: changed.title,
+              content: changed.content,
               contentType: original.contentType,
               subject: original.subject,
-              metadata: {
-                ...meta,
-                ...(typeof edits.subject === 'string' ? { subject: edits.subject } : {}),
-                editedBy: input.actor,
-              },
+              metadata: { ...changed.metadata, editedBy: input.actor },
               previous: original,
               humanEdited: true,
             },

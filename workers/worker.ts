@@ -20,8 +20,10 @@ export interface KeelWorkerDeps {
   memory: MemoryService;
   /** A prebuilt workflow bundle (tests and the benchmark build it once); otherwise workflows/ is bundled at start. */
   workflowBundlePath?: string;
-  operatorName?: string;
-  workingSetTokens?: number;
+  /** KEEL_OPERATOR_NAME. */
+  operatorName: string;
+  /** KEEL_WORKING_SET_TOKENS. */
+  workingSetTokens: number;
   planner?: ActivityDeps['planner'];
   options?: Partial<WorkerOptions>;
 }

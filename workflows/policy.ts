@@ -3,22 +3,27 @@
  * goal's budget and the tool allow-list. Deterministic; no I/O.
  */
 import { isStepRef, type PlanStep } from '../shared/plan';
-import { TOOLS, type ToolSpec } from '../shared/tools';
+import { toolSpec } from '../tools/registry';
+import { describeIssues, inputFields } from '../tools/spec';
 
 export interface PlanProblem {
   stepId?: string;
-  code: 'unknown_tool' | 'missing_input' | 'bad_reference' | 'duplicate_step' | 'cycle' | 'over_budget' | 'empty_plan';
+  code:
+    | 'unknown_tool'
+    | 'missing_input'
+    | 'invalid_input'
+    | 'bad_reference'
+    | 'duplicate_step'
+    | 'cycle'
+    | 'over_budget'
+    | 'empty_plan';
   message: string;
 }
 
 /** A step waits for approval when its effect leaves the building and cannot be taken back. */
 export function requiresApproval(step: Pick<PlanStep, 'tool'>): boolean {
-  const spec = TOOLS[step.tool];
+  const spec = toolSpec(step.tool);
   return spec === undefined || spec.irreversible || spec.risk === 'external';
-}
-
-export function toolSpec(tool: string): ToolSpec | undefined {
-  return Object.prototype.hasOwnProperty.call(TOOLS, tool) ? TOOLS[tool] : undefined;
 }
 
 export function estimatePlanCost(steps: PlanStep[]): number {
@@ -48,24 +53,32 @@ export function validatePlan(steps: PlanStep[], opts: { budgetUsd: number; spent
       });
       continue;
     }
-    for (const name of spec.requiredInputs) {
-      const v = step.inputs[name];
+    // The spec's input schema says what each input must be; a reference is checked when it resolves.
+    for (const field of inputFields(spec)) {
+      const v = step.inputs[field.name];
       if (v === undefined || v === null || v === '') {
-        problems.push({
-          stepId: step.id,
-          code: 'missing_input',
-          message: `step "${step.id}" (${step.tool}) is missing input "${name}"`,
-        });
-      }
-    }
-    for (const name of spec.refInputs) {
-      const v = step.inputs[name];
-      if (v !== undefined && !isStepRef(v)) {
+        if (field.required) {
+          problems.push({
+            stepId: step.id,
+            code: 'missing_input',
+            message: `step "${step.id}" (${step.tool}) is missing input "${field.name}"`,
+          });
+        }
+      } else if (field.ref && !isStepRef(v)) {
         problems.push({
           stepId: step.id,
           code: 'bad_reference',
-          message: `step "${step.id}" input "${name}" must reference an earlier step`,
+          message: `step "${step.id}" input "${field.name}" must reference an earlier step`,
         });
+      } else if (!isStepRef(v)) {
+        const parsed = field.schema.safeParse(v);
+        if (!parsed.success) {
+          problems.push({
+            stepId: step.id,
+            code: 'invalid_input',
+            message: `step "${step.id}" (${step.tool}) has an invalid input: ${describeIssues(parsed.error, field.name)}`,
+          });
+        }
       }
     }
     for (const [name, v] of Object.entries(step.inputs)) {

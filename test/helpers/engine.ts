@@ -12,6 +12,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
 import type { ActivityDeps } from '../../activities';
 import { createApp } from '../../api/app';
+import { loadConfig } from '../../config';
 import { createEmailConnector } from '../../connectors/email';
 import type { GoalSettings } from '../../workflows/types';
 import { createKeelWorker } from '../../workers/worker';
@@ -137,6 +138,7 @@ export async function startEngine(opts: { settings?: Partial<GoalSettings> } = {
         email,
         workflowBundlePath: workflowBundlePath(),
         operatorName: 'Test Operator',
+        workingSetTokens: loadConfig({}).KEEL_WORKING_SET_TOKENS,
         planner: workerOpts.planner,
         memory: workerMemory,
       });

@@ -1,10 +1,10 @@
 /**
  * Recorded histories of finished goals must replay against the current
  * workflow code. The negative control replays them against a copy of the
- * workflow with one extra command inserted, which must be refused: it proves
+ * workflow with one extra command in front, which must be refused: it proves
  * the check can fail, so a green run means something.
  */
-import { cp, mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Worker, bundleWorkflowCode } from '@temporalio/worker';
 import { DeterminismViolationError } from '@temporalio/workflow';
@@ -22,23 +22,30 @@ async function histories(): Promise<{ name: string; json: unknown }[]> {
   );
 }
 
-/** Copies workflows/ and shared/ and adds a local activity before the first plan: a change without patched(). */
+/**
+ * A workflow bundle whose goalWorkflow first sleeps, then runs the real one: a
+ * change without patched() that adds a timer command before anything the
+ * histories recorded. Built from an entry file of its own that imports the
+ * real workflows, so it does not depend on the text of any workflow source.
+ */
 async function bundleMutant(): Promise<string> {
   const dir = path.join(ROOT, '.keel', 'test', 'mutant');
   await rm(dir, { recursive: true, force: true });
   await mkdir(dir, { recursive: true });
-  await cp(path.join(ROOT, 'workflows'), path.join(dir, 'workflows'), { recursive: true });
-  await cp(path.join(ROOT, 'shared'), path.join(dir, 'shared'), { recursive: true });
-  const goalFile = path.join(dir, 'workflows', 'goal.ts');
-  const source = await readFile(goalFile, 'utf8');
-  const anchor = 'const proposal: ProposedPlan = await planner.planGoal(';
-  if (!source.includes(anchor)) throw new Error(`mutation anchor not found in workflows/goal.ts: ${anchor}`);
-  const mutated = source.replace(
-    anchor,
-    `await book.markStep({ goalId: goal.goalId, planVersion: 0, stepId: 'mutant', status: 'pending', eventType: 'mutant' });\n      ${anchor}`,
+  const entry = path.join(dir, 'index.ts');
+  await writeFile(
+    entry,
+    [
+      "import { sleep } from '@temporalio/workflow';",
+      `import * as real from ${JSON.stringify(path.join(ROOT, 'workflows'))};`,
+      'export async function goalWorkflow(...args: Parameters<typeof real.goalWorkflow>) {',
+      '  await sleep(1);',
+      '  return real.goalWorkflow(...args);',
+      '}',
+      '',
+    ].join('\n'),
   );
-  await writeFile(goalFile, mutated);
-  const { code } = await bundleWorkflowCode({ workflowsPath: path.join(dir, 'workflows'), logger: silent });
+  const { code } = await bundleWorkflowCode({ workflowsPath: entry, logger: silent });
   const out = path.join(dir, 'bundle.js');
   await writeFile(out, code);
   return out;

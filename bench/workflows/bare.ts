@@ -3,8 +3,8 @@
  * fixed order, with no planning, validation, approvals or bookkeeping.
  */
 import { proxyActivities, workflowInfo } from '@temporalio/workflow';
-import type { KeelActivities } from '../activities';
-import { dbPreset, modelPreset } from './options';
+import type { KeelActivities } from '../../activities';
+import { dbPreset, modelPreset } from '../../workflows/options';
 
 export async function bareGoalWorkflow(input: { goalId: string; query: string }): Promise<string | undefined> {
   const model = proxyActivities<KeelActivities>(modelPreset);

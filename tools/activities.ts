@@ -1,0 +1,45 @@
+/**
+ * The tool activities for a worker, one per tool, keyed by the activity name
+ * in each tool's spec, plus the compensations the specs name.
+ */
+import type { CompensationInput, StepActivityInput } from '../shared/activity-io';
+import type { StepResult } from '../shared/plan';
+import { compensateArtifactStep } from '../state/steps';
+import { sendEmail } from './email-send/activity';
+import { draftEmail } from './email-draft/activity';
+import { recallContext } from './memory-recall/activity';
+import { recordOutcome } from './outcome-record/activity';
+import type { StepActivityName, ToolName } from './registry';
+import type { ToolDeps } from './runtime';
+import type { CompensationActivityName } from './spec';
+import { summarizeText } from './text-summarize/activity';
+
+/** Every tool in the registry has its implementation here, or this does not compile. */
+const IMPLEMENTATIONS = {
+  'memory.recall': recallContext,
+  'email.draft': draftEmail,
+  'email.send': sendEmail,
+  'text.summarize': summarizeText,
+  'outcome.record': recordOutcome,
+} satisfies Record<ToolName, unknown>;
+
+export type StepActivity = (input: StepActivityInput) => Promise<StepResult>;
+
+export function createToolActivities(
+  deps: ToolDeps,
+): Record<StepActivityName, StepActivity> &
+  Record<CompensationActivityName, (input: CompensationInput) => Promise<void>> {
+  const steps = {} as Record<StepActivityName, StepActivity>;
+  for (const impl of Object.values(IMPLEMENTATIONS)) {
+    steps[impl.spec.activity as StepActivityName] = impl.activity(deps);
+  }
+  return {
+    ...steps,
+    /** Compensation for drafts and summaries: the artifact is kept but marked discarded. */
+    discardArtifact: (input: CompensationInput) => compensateArtifactStep(deps.prisma, input, 'discarded'),
+    /** Compensation for outcome.record: the outcome no longer counts. */
+    voidOutcome: (input: CompensationInput) => compensateArtifactStep(deps.prisma, input, 'voided'),
+  };
+}
+
+export type { ToolDeps };

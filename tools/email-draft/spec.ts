@@ -1,0 +1,23 @@
+/** email.draft: writes an email draft and stores it as an artifact, for a person to review before it is sent. */
+import { z } from 'zod';
+import { recalledContextSchema } from '../memory-recall/spec';
+import { defineTool, stepOutputSchema } from '../spec';
+
+export const emailDraft = defineTool({
+  name: 'email.draft',
+  description: 'Write an email draft and store it as an artifact',
+  activity: 'draftEmail',
+  input: z.object({
+    to: z.string().min(1),
+    purpose: z.string().min(1),
+    context: recalledContextSchema.optional(),
+  }),
+  output: stepOutputSchema.extend({ ref: z.string(), to: z.string(), subject: z.string() }),
+  refInputs: ['context'],
+  risk: 'internal',
+  irreversible: false,
+  compensation: 'discardArtifact',
+  preset: 'model',
+  estimatedCostUsd: 0.02,
+  errors: [],
+});

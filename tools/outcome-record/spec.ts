@@ -1,0 +1,18 @@
+/** outcome.record: what the goal achieved, kept in the canonical store (voided if the goal is compensated). */
+import { z } from 'zod';
+import { defineTool, stepOutputSchema } from '../spec';
+
+export const outcomeRecord = defineTool({
+  name: 'outcome.record',
+  description: 'Record the outcome of the goal in the canonical store',
+  activity: 'recordOutcome',
+  input: z.object({ summary: z.union([z.string().min(1), stepOutputSchema]) }),
+  output: stepOutputSchema.extend({ ref: z.string() }),
+  refInputs: [],
+  risk: 'internal',
+  irreversible: false,
+  compensation: 'voidOutcome',
+  preset: 'db',
+  estimatedCostUsd: 0,
+  errors: [],
+});

@@ -1,0 +1,28 @@
+/**
+ * The tool registry, built from the specs: every tool a plan may name. Pure,
+ * so the workflow (planner and policy), the approval activities and the API
+ * all read the same specs.
+ */
+import { emailDraft } from './email-draft/spec';
+import { emailSend } from './email-send/spec';
+import { memoryRecall } from './memory-recall/spec';
+import { outcomeRecord } from './outcome-record/spec';
+import { textSummarize } from './text-summarize/spec';
+
+const SPECS = [memoryRecall, emailDraft, emailSend, textSummarize, outcomeRecord] as const;
+
+export type KeelToolSpec = (typeof SPECS)[number];
+export type ToolName = KeelToolSpec['name'];
+export type StepActivityName = KeelToolSpec['activity'];
+
+export const TOOLS: Readonly<Record<string, KeelToolSpec>> = Object.fromEntries(SPECS.map((s) => [s.name, s]));
+
+/** The spec of a tool a plan names, or undefined for a name the registry does not know. */
+export function toolSpec(tool: string): KeelToolSpec | undefined {
+  return Object.prototype.hasOwnProperty.call(TOOLS, tool) ? TOOLS[tool] : undefined;
+}
+
+/** Failure types of every tool that retrying cannot fix (the activity presets add them to their own). */
+export const TOOL_ERRORS: readonly string[] = [...new Set(SPECS.flatMap((s) => s.errors))];
+
+export { emailDraft, emailSend, memoryRecall, outcomeRecord, textSummarize };

@@ -1,0 +1,111 @@
+/**
+ * What every tool activity shares (Node side): its dependencies, input and
+ * output parsing against the tool's spec, the step's own start and finish
+ * records, and ids derived from workflow id + step id so a retry finds its
+ * own earlier work instead of duplicating it.
+ */
+import { createHash } from 'node:crypto';
+import { Context } from '@temporalio/activity';
+import { ApplicationFailure } from '@temporalio/common';
+import type { z } from 'zod';
+import type { EmailConnector } from '../connectors/email';
+import type { Db } from '../db/prisma';
+import type { MemoryService } from '../memory/service';
+import type { StepActivityInput } from '../shared/activity-io';
+import type { StepOutput, StepResult } from '../shared/plan';
+import { loadArtifact } from '../state/artifacts';
+import { recordStepCompleted, recordStepStarted } from '../state/steps';
+import { describeIssues, type ToolSpec } from './spec';
+
+/** Labels every output made without a model, so nobody mistakes a template for a model's work. */
+export const OFFLINE_LABEL = 'offline (no model was used)';
+
+export interface ToolDeps {
+  prisma: Db;
+  email: EmailConnector;
+  memory: MemoryService;
+  /** Token budget of a step's working set (KEEL_WORKING_SET_TOKENS). */
+  workingSetTokens: number;
+  /** Who signs drafts (KEEL_OPERATOR_NAME). */
+  operatorName: string;
+}
+
+/** What a tool's implementation returns; the runtime adds zero cost when it says nothing about cost. */
+export type ToolResult<O> = { output: O } & Partial<Omit<StepResult, 'output'>>;
+
+/** One tool's implementation: its spec, and a function of its parsed inputs. */
+export interface ToolImplementation<
+  I extends z.ZodObject = z.ZodObject,
+  O extends z.ZodType<StepOutput> = z.ZodType<StepOutput>,
+> {
+  spec: ToolSpec<string, string, I, O>;
+  run(inputs: z.output<I>, step: StepActivityInput, deps: ToolDeps): Promise<ToolResult<z.output<O>>>;
+  /** The Temporal activity for this tool over a worker's dependencies. */
+  activity(deps: ToolDeps): (step: StepActivityInput) => Promise<StepResult>;
+}
+
+export function implementTool<I extends z.ZodObject, O extends z.ZodType<StepOutput>>(
+  spec: ToolSpec<string, string, I, O>,
+  run: ToolImplementation<I, O>['run'],
+): ToolImplementation<I, O> {
+  const impl: ToolImplementation<I, O> = { spec, run, activity: (deps) => toolActivity(impl, deps) };
+  return impl;
+}
+
+export const stableId = (prefix: string, ...parts: (string | number)[]) =>
+  `${prefix}-${createHash('sha256').update(parts.join('\u0000')).digest('hex').slice(0, 32)}`;
+
+/** The attempt number of the running activity (1 outside an activity, e.g. in a script). */
+function attempt(): number {
+  try {
+    return Context.current().info.attempt;
+  } catch {
+    return 1;
+  }
+}
+
+/** The full text of an earlier step's output (its artifact), or the text itself. */
+export async function textOf(
+  prisma: Db,
+  value: string | { ref?: string; preview?: string } | undefined,
+): Promise<string> {
+  if (value === undefined) return '';
+  if (typeof value === 'string') return value;
+  if (value.ref) return (await loadArtifact(prisma, value.ref)).content;
+  return value.preview ?? '';
+}
+
+/**
+ * The activity for a tool: parses the resolved inputs with the spec (a
+ * mismatch is `InvalidInput`, which retrying cannot fix), records the step's
+ * start, runs the tool, checks its output against the spec, and records the finish.
+ */
+export function toolActivity<I extends z.ZodObject, O extends z.ZodType<StepOutput>>(
+  impl: ToolImplementation<I, O>,
+  deps: ToolDeps,
+) {
+  const { spec } = impl;
+  return async (step: StepActivityInput): Promise<StepResult> => {
+    const parsed = spec.input.safeParse(step.inputs);
+    if (!parsed.success) {
+      throw ApplicationFailure.nonRetryable(
+        `step "${step.stepId}" (${spec.name}) has invalid inputs: ${describeIssues(parsed.error)}`,
+        'InvalidInput',
+      );
+    }
+    const ref = { goalId: step.goalId, planVersion: step.planVersion, stepId: step.stepId, tool: step.tool };
+    await recordStepStarted(deps.prisma, ref, attempt());
+    const r = await impl.run(parsed.data, step, deps);
+    const output = spec.output.safeParse(r.output);
+    if (!output.success) {
+      // A tool that breaks its own contract is a bug; retrying it would only repeat it.
+      throw ApplicationFailure.nonRetryable(
+        `tool ${spec.name} produced an output that does not match its spec: ${describeIssues(output.error)}`,
+        'InvalidOutput',
+      );
+    }
+    const result: StepResult = { costUsd: 0, inputTokens: 0, outputTokens: 0, ...r, output: output.data };
+    await recordStepCompleted(deps.prisma, ref, result);
+    return result;
+  };
+}

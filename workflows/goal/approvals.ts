@@ -1,0 +1,137 @@
+/**
+ * Approval checkpoints: a step the policy holds waits here for a person's
+ * decision (the `decide` signal or update), escalates after the first
+ * deadline and expires after the second.
+ */
+import {
+  ApplicationFailure,
+  CancellationScope,
+  condition,
+  isCancellation,
+  log,
+  patched,
+  uuid4,
+} from '@temporalio/workflow';
+import { decidedStatus, isFinished, type Decision } from '../../shared/goal';
+import type { PlannedStep } from '../../shared/plan';
+import type { ApprovalState, StepState } from '../types';
+import type { GoalRun } from './state';
+
+/** patched() id: the decide update answers once the decision is recorded, not when it arrives. */
+export const DECIDE_ANSWERS_WHEN_RECORDED_PATCH = 'keel-decide-answers-when-recorded';
+
+export function createApprovals(run: GoalRun) {
+  const { state, goal, acts } = run;
+  const decisions: Record<string, Decision> = {};
+
+  /** Refuses a decision this workflow cannot take; shared by the update validator and the signal. */
+  const decisionProblem = (d: Decision): string | undefined => {
+    if (d.decision !== 'approve' && d.decision !== 'reject')
+      return `decision must be "approve" or "reject", got "${String(d.decision)}"`;
+    const approval = state.approvals.find((a) => a.approvalId === d.approvalId);
+    if (!approval) return `approval ${d.approvalId} is not part of this goal`;
+    if (approval.status !== 'pending' || decisions[d.approvalId])
+      return `approval ${d.approvalId} is already ${approval.status === 'pending' ? 'decided' : approval.status}`;
+    return undefined;
+  };
+
+  const accept = (d: Decision) => {
+    const problem = decisionProblem(d);
+    if (problem) {
+      log.warn('Ignoring decision', { approvalId: d.approvalId, problem });
+      return;
+    }
+    decisions[d.approvalId] = d;
+  };
+
+  return {
+    decisionProblem,
+    /** The `decide` signal: durable even while no worker runs; a decision it cannot take is logged and dropped. */
+    accept,
+
+    /**
+     * The `decide` update: accepts the decision, then answers with the
+     * approval's status once the workflow has recorded it in PostgreSQL, so
+     * the caller's answer means the decision is stored (or, if the goal ended
+     * first, says where the approval stands).
+     */
+    async decide(d: Decision): Promise<{ approvalId: string; status: string }> {
+      accept(d);
+      if (!patched(DECIDE_ANSWERS_WHEN_RECORDED_PATCH))
+        return { approvalId: d.approvalId, status: decidedStatus(d.decision) };
+      const approval = state.approvals.find((a) => a.approvalId === d.approvalId);
+      await condition(() => approval?.status !== 'pending' || isFinished(state.status));
+      return { approvalId: d.approvalId, status: approval?.status ?? decidedStatus(d.decision) };
+    },
+
+    /** Opens an approval for the step and waits for its decision; a rejection or expiry fails the step. */
+    async awaitApproval(step: PlannedStep, stepState: StepState, inputs: Record<string, unknown>) {
+      const settings = goal.settings;
+      const approval: ApprovalState = {
+        approvalId: uuid4(),
+        stepId: step.id,
+        title: step.title,
+        status: 'pending',
+        escalated: false,
+      };
+      state.approvals.push(approval);
+      stepState.status = 'awaiting_approval';
+      run.refreshRunningStatus();
+      await acts.book.openApproval({
+        approvalId: approval.approvalId,
+        goalId: goal.goalId,
+        planVersion: state.plan.version,
+        stepId: step.id,
+        tool: step.tool,
+        title: step.title,
+        rationale: step.rationale,
+        inputs,
+        timeoutMs: settings.approvalTimeoutMs,
+      });
+      const decided = () => decisions[approval.approvalId] !== undefined;
+      try {
+        if (!(await condition(decided, settings.approvalTimeoutMs))) {
+          approval.escalated = true;
+          await acts.book.escalateApproval({ approvalId: approval.approvalId, goalId: goal.goalId });
+          if (!(await condition(decided, settings.escalationTimeoutMs))) {
+            approval.status = 'expired';
+            await acts.book.expireApproval({ approvalId: approval.approvalId, goalId: goal.goalId });
+            throw ApplicationFailure.nonRetryable(
+              `approval for step "${step.id}" expired with no decision`,
+              'ApprovalExpired',
+            );
+          }
+        }
+      } catch (err) {
+        if (isCancellation(err) && approval.status === 'pending') {
+          approval.status = 'cancelled';
+          await CancellationScope.nonCancellable(() =>
+            acts.book.expireApproval({ approvalId: approval.approvalId, goalId: goal.goalId, status: 'cancelled' }),
+          );
+        }
+        throw err;
+      } finally {
+        run.refreshRunningStatus();
+      }
+      const d = decisions[approval.approvalId];
+      const recorded = await acts.book.recordDecision({
+        approvalId: d.approvalId,
+        decision: d.decision,
+        edits: d.edits,
+        comment: d.comment,
+        actor: d.actor,
+      });
+      approval.status = recorded.status;
+      approval.decidedBy = d.actor;
+      approval.comment = d.comment;
+      run.refreshRunningStatus();
+      if (recorded.status === 'rejected') {
+        throw ApplicationFailure.nonRetryable(
+          `approval for step "${step.id}" rejected by ${d.actor}${d.comment ? `: ${d.comment}` : ''}`,
+          'ApprovalRejected',
+        );
+      }
+      return recorded;
+    },
+  };
+}

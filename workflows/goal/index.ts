@@ -1,0 +1,125 @@
+/**
+ * goalWorkflow: one goal, planned and run durably. Its code is the central
+ * planner: it asks for a plan, validates it against the tool registry and the
+ * policy, runs the steps (independent ones in parallel), waits for people at
+ * approval checkpoints, and compensates committed work when the goal cannot
+ * finish. Large texts never enter this code: steps exchange artifact ids.
+ *
+ * This file is the story; the parts live beside it: state.ts (live state and
+ * activities), plan.ts (planning and validation), approvals.ts (checkpoints
+ * and decisions), run.ts (steps and the compensation stack).
+ */
+import {
+  CancellationScope,
+  allHandlersFinished,
+  condition,
+  isCancellation,
+  log,
+  patched,
+  setHandler,
+  workflowInfo,
+} from '@temporalio/workflow';
+import { cancelSignal, decideSignal, decideUpdate, stateQuery } from '../messages';
+import type { GoalInput, GoalResult } from '../types';
+import { createApprovals } from './approvals';
+import { errorMessage, failureType } from './errors';
+import { planGoal } from './plan';
+import { createRunner } from './run';
+import { createGoalRun } from './state';
+
+const KEEL = 'keel';
+/** patched() id for the episodic memory written when a goal ends. */
+export const EPISODIC_MEMORY_PATCH = 'keel-episodic-memory';
+/** patched() id for writing that memory as a local activity. */
+export const EPISODIC_MEMORY_LOCAL_PATCH = 'keel-episodic-memory-local';
+
+/** Runs one goal to completed, failed or cancelled. */
+export async function goalWorkflow(goal: GoalInput): Promise<GoalResult> {
+  const run = createGoalRun(goal);
+  const { state, acts } = run;
+  const approvals = createApprovals(run);
+  const runner = createRunner(run, approvals);
+  let cancelRequest: { reason: string; actor: string } | undefined;
+  let mainScope: CancellationScope | undefined;
+
+  // --- handlers: what people and the API can ask of a running goal ---------
+  setHandler(stateQuery, () => state);
+  setHandler(decideSignal, approvals.accept);
+  setHandler(decideUpdate, approvals.decide, {
+    validator: (d) => {
+      const problem = approvals.decisionProblem(d);
+      if (problem) throw new Error(problem);
+    },
+  });
+  setHandler(cancelSignal, (c) => {
+    cancelRequest ??= { reason: c.reason ?? 'cancelled by request', actor: c.actor ?? 'unknown' };
+    mainScope?.cancel();
+  });
+
+  // --- the main path: plan, run, then record how it ended -------------------
+  run.publishStatus('planning');
+  let result: GoalResult;
+  try {
+    mainScope = new CancellationScope();
+    await mainScope.run(async () => {
+      // A cancel that arrived before this scope existed still counts.
+      if (cancelRequest) mainScope?.cancel();
+      await runner.runPlan(await planGoal(run), workflowInfo().workflowId);
+    });
+    const outcome = [...state.plan.steps].reverse().find((s) => s.status === 'completed' && s.output)?.output;
+    run.publishStatus('completed');
+    await acts.book.transitionGoal({
+      goalId: goal.goalId,
+      status: 'completed',
+      event: { type: 'goal.completed' },
+      cost: state.cost,
+      planChurn: state.planChurn,
+      outcome,
+      finished: true,
+    });
+    result = { goalId: goal.goalId, status: 'completed', outcome };
+  } catch (err) {
+    const cancelled = isCancellation(err) || cancelRequest !== undefined;
+    const reason = cancelled ? (cancelRequest?.reason ?? 'workflow cancelled') : errorMessage(err);
+    result = await CancellationScope.nonCancellable(async () => {
+      await runner.compensate(reason);
+      const status = cancelled ? 'cancelled' : 'failed';
+      state.error = reason;
+      run.publishStatus(status);
+      await acts.book.transitionGoal({
+        goalId: goal.goalId,
+        status,
+        event: {
+          type: cancelled ? 'goal.cancelled' : 'goal.failed',
+          actor: cancelled ? (cancelRequest?.actor ?? KEEL) : KEEL,
+          data: { reason, failureType: failureType(err) },
+        },
+        cost: state.cost,
+        planChurn: state.planChurn,
+        error: reason,
+        finished: true,
+      });
+      return { goalId: goal.goalId, status, error: reason } satisfies GoalResult;
+    });
+  }
+
+  // Added after the first release (histories recorded before it replay without it), then moved to a
+  // local activity to save a task-queue round trip per goal; runs that recorded the first version keep it.
+  const rememberGoal = patched(EPISODIC_MEMORY_LOCAL_PATCH)
+    ? acts.book.rememberGoal
+    : patched(EPISODIC_MEMORY_PATCH)
+      ? acts.byPreset.model.rememberGoal
+      : undefined;
+  if (rememberGoal) {
+    await CancellationScope.nonCancellable(async () => {
+      try {
+        await rememberGoal({ goalId: goal.goalId });
+      } catch (err) {
+        // Memory is worth having, not worth failing a finished goal over.
+        log.warn('Could not write the episodic memory of the goal', { error: errorMessage(err) });
+      }
+    });
+  }
+  await condition(allHandlersFinished);
+  return result;
+}

@@ -1,0 +1,61 @@
+/**
+ * Planning: ask the planner, hold its proposal to the tool registry and the
+ * policy, and ask again with the problems found, a bounded number of times.
+ */
+import { ApplicationFailure } from '@temporalio/workflow';
+import type { PlannedStep, ProposedPlan } from '../../shared/plan';
+import { requiresApproval, validatePlan } from '../policy';
+import type { GoalRun } from './state';
+
+export async function planGoal(run: GoalRun): Promise<PlannedStep[]> {
+  const { goal, state, acts } = run;
+  const { maxReplans } = goal.settings;
+  let feedback: string[] = [];
+  for (let attempt = 0; attempt <= maxReplans; attempt++) {
+    const version = state.plan.version + 1;
+    const proposal: ProposedPlan = await acts.planner.planGoal({
+      goalId: goal.goalId,
+      title: goal.title,
+      description: goal.description,
+      kind: goal.kind,
+      input: goal.input,
+      planVersion: version,
+      feedback,
+    });
+    run.addCost(proposal);
+    state.plan.version = version;
+    const problems = validatePlan(proposal.steps, { budgetUsd: goal.budgetUsd, spentUsd: state.cost.usd });
+    if (problems.length === 0) {
+      const steps = proposal.steps.map((s) => ({ ...s, requiresApproval: requiresApproval(s) }));
+      state.plan.steps = steps.map((s) => ({
+        id: s.id,
+        tool: s.tool,
+        title: s.title,
+        status: 'pending',
+        requiresApproval: s.requiresApproval,
+        dependsOn: s.dependsOn,
+      }));
+      await acts.book.startPlan({
+        goalId: goal.goalId,
+        planVersion: version,
+        plan: proposal,
+        steps,
+        planChurn: state.planChurn,
+      });
+      run.publishStatus('running');
+      return steps;
+    }
+    feedback = problems.map((p) => p.message);
+    state.planChurn++;
+    await acts.book.recordPlanRejected({
+      goalId: goal.goalId,
+      planVersion: version,
+      plan: proposal,
+      problems: feedback,
+    });
+  }
+  throw ApplicationFailure.nonRetryable(
+    `no valid plan after ${maxReplans + 1} attempts: ${feedback.join('; ')}`,
+    'InvalidPlan',
+  );
+}

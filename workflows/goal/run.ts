@@ -1,0 +1,127 @@
+/**
+ * Running a validated plan: each step starts once everything it depends on
+ * has finished (independent steps run in parallel), held steps wait for their
+ * approval first, and every committed step that can be undone pushes its
+ * compensation on a stack that unwinds in reverse order if the goal fails.
+ */
+import { ApplicationFailure, CancellationScope, isCancellation, log } from '@temporalio/workflow';
+import { isStepRef, type PlannedStep, type StepOutput, type StepResult } from '../../shared/plan';
+import { toolSpec } from '../../tools/registry';
+import type { CompensationActivityName } from '../../tools/spec';
+import type { createApprovals } from './approvals';
+import { errorMessage } from './errors';
+import type { GoalRun } from './state';
+
+export function createRunner(run: GoalRun, approvals: ReturnType<typeof createApprovals>) {
+  const { goal, state, acts } = run;
+  const outputs: Record<string, StepOutput> = {};
+  const compensations: { stepId: string; activity: CompensationActivityName; output: StepOutput }[] = [];
+
+  async function runStep(step: PlannedStep, workflowId: string): Promise<void> {
+    const stepState = run.stepState(step.id);
+    const spec = toolSpec(step.tool);
+    if (!spec)
+      throw ApplicationFailure.nonRetryable(`step "${step.id}" names unknown tool "${step.tool}"`, 'InvalidPlan');
+    const inputs: Record<string, unknown> = {};
+    for (const [name, value] of Object.entries(step.inputs)) {
+      inputs[name] = isStepRef(value) ? outputs[value.fromStep] : value;
+    }
+    if (step.requiresApproval) {
+      const recorded = await approvals.awaitApproval(step, stepState, inputs);
+      if (recorded.editedRef) {
+        // The operator's edited version is what the step acts on.
+        for (const name of spec.refInputs) {
+          const current = inputs[name] as StepOutput | undefined;
+          if (current?.ref) inputs[name] = { ...current, ref: recorded.editedRef, humanEdited: true };
+        }
+      }
+    }
+    stepState.status = 'running';
+    const result: StepResult = await acts.byPreset[spec.preset][spec.activity]({
+      goalId: goal.goalId,
+      workflowId,
+      planVersion: state.plan.version,
+      stepId: step.id,
+      tool: step.tool,
+      inputs,
+    });
+    outputs[step.id] = result.output;
+    stepState.output = result.output;
+    stepState.status = 'completed';
+    run.addCost(result);
+    if (spec.compensation) compensations.push({ stepId: step.id, activity: spec.compensation, output: result.output });
+  }
+
+  return {
+    /** Runs every step; the first failure cancels the rest and is rethrown once they have settled. */
+    async runPlan(steps: PlannedStep[], workflowId: string): Promise<void> {
+      const finished: Record<string, Promise<void>> = {};
+      let firstFailure: unknown;
+      const stepsScope = new CancellationScope();
+      await stepsScope.run(async () => {
+        // Steps were validated acyclic; each starts once everything it depends on has finished.
+        const remaining = [...steps];
+        while (remaining.length > 0) {
+          const index = remaining.findIndex((s) => s.dependsOn.every((d) => finished[d] !== undefined));
+          if (index === -1) {
+            // Only a plan that skipped validation gets here: a dependency no step provides, or a cycle.
+            throw ApplicationFailure.nonRetryable(
+              `steps ${remaining.map((s) => `"${s.id}"`).join(', ')} depend on steps that cannot run first`,
+              'InvalidPlan',
+            );
+          }
+          const [step] = remaining.splice(index, 1);
+          finished[step.id] = (async () => {
+            await Promise.all(step.dependsOn.map((d) => finished[d]));
+            await runStep(step, workflowId);
+          })().catch(async (err: unknown) => {
+            const stepState = run.stepState(step.id);
+            if (firstFailure === undefined) {
+              firstFailure = err;
+              stepsScope.cancel();
+            }
+            if (stepState.status !== 'completed') {
+              // A step that never started was skipped because something before it failed.
+              const end = stepState.status === 'pending' ? 'skipped' : isCancellation(err) ? 'cancelled' : 'failed';
+              stepState.status = end;
+              stepState.error = errorMessage(err);
+              await CancellationScope.nonCancellable(() =>
+                acts.book.markStep({
+                  goalId: goal.goalId,
+                  planVersion: state.plan.version,
+                  stepId: step.id,
+                  status: end,
+                  error: stepState.error,
+                  eventType: `step.${end}`,
+                }),
+              );
+            }
+            throw err;
+          });
+        }
+        await Promise.allSettled(Object.values(finished));
+      });
+      if (firstFailure !== undefined) throw firstFailure;
+    },
+
+    /** Undoes committed steps in reverse order; a compensation that fails is logged and the rest still run. */
+    async compensate(reason: string): Promise<void> {
+      while (compensations.length > 0) {
+        const c = compensations.pop()!;
+        try {
+          await acts.byPreset.db[c.activity]({
+            goalId: goal.goalId,
+            planVersion: state.plan.version,
+            stepId: c.stepId,
+            output: c.output,
+            reason,
+          });
+          const stepState = state.plan.steps.find((s) => s.id === c.stepId);
+          if (stepState) stepState.status = 'compensated';
+        } catch (err) {
+          log.error('Compensation failed', { stepId: c.stepId, error: errorMessage(err) });
+        }
+      }
+    },
+  };
+}
