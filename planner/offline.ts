@@ -6,6 +6,7 @@
 import { createHash } from 'node:crypto';
 import type { PlanStep, ProposedPlan } from '../shared/plan';
 import type { PlanGoalInput } from '../shared/activity-io';
+import { emailDraft, emailSend, memoryRecall, outcomeRecord, textSummarize } from '../tools/registry';
 
 export const OFFLINE_PLANNER = 'offline-planner';
 const EMAIL_RE = /[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}/;
@@ -40,7 +41,7 @@ export function planOffline(goal: PlanGoalInput): ProposedPlan {
     steps = [
       {
         id: 'recall',
-        tool: 'memory.recall',
+        tool: memoryRecall.name,
         title: `Recall context about ${intent.to}`,
         rationale: 'A reply should reflect past exchanges with this person.',
         inputs: { query, subject: intent.to },
@@ -48,7 +49,7 @@ export function planOffline(goal: PlanGoalInput): ProposedPlan {
       },
       {
         id: 'draft',
-        tool: 'email.draft',
+        tool: emailDraft.name,
         title: `Draft the email to ${intent.to}`,
         rationale: 'The operator reviews a concrete draft, not an intention.',
         inputs: { to: intent.to, purpose: intent.purpose, context: { fromStep: 'recall' } },
@@ -56,7 +57,7 @@ export function planOffline(goal: PlanGoalInput): ProposedPlan {
       },
       {
         id: 'send',
-        tool: 'email.send',
+        tool: emailSend.name,
         title: `Send the email to ${intent.to}`,
         rationale: 'Email leaves the building and cannot be unsent, so a person approves it first.',
         inputs: { to: intent.to, draft: { fromStep: 'draft' } },
@@ -64,7 +65,7 @@ export function planOffline(goal: PlanGoalInput): ProposedPlan {
       },
       {
         id: 'record',
-        tool: 'outcome.record',
+        tool: outcomeRecord.name,
         title: 'Record the outcome',
         rationale: 'The canonical store remembers what was sent and why.',
         inputs: { summary: { fromStep: 'send' } },
@@ -76,7 +77,7 @@ export function planOffline(goal: PlanGoalInput): ProposedPlan {
     steps = [
       {
         id: 'recall',
-        tool: 'memory.recall',
+        tool: memoryRecall.name,
         title: 'Recall related context',
         rationale: 'A summary is better with what Keel already knows.',
         inputs: { query },
@@ -84,7 +85,7 @@ export function planOffline(goal: PlanGoalInput): ProposedPlan {
       },
       {
         id: 'summarize',
-        tool: 'text.summarize',
+        tool: textSummarize.name,
         title: 'Summarize',
         rationale: 'The operator wants the gist, not the pile.',
         inputs: { source: intent.source, context: { fromStep: 'recall' } },
@@ -92,7 +93,7 @@ export function planOffline(goal: PlanGoalInput): ProposedPlan {
       },
       {
         id: 'record',
-        tool: 'outcome.record',
+        tool: outcomeRecord.name,
         title: 'Record the summary',
         rationale: 'The canonical store keeps the result.',
         inputs: { summary: { fromStep: 'summarize' } },

@@ -9,18 +9,26 @@ import { sendEmail } from './email-send/activity';
 import { draftEmail } from './email-draft/activity';
 import { recallContext } from './memory-recall/activity';
 import { recordOutcome } from './outcome-record/activity';
-import type { StepActivityName, ToolName } from './registry';
+import {
+  emailDraft,
+  emailSend,
+  memoryRecall,
+  outcomeRecord,
+  textSummarize,
+  type StepActivityName,
+  type ToolName,
+} from './registry';
 import type { ToolDeps } from './runtime';
 import type { CompensationActivityName } from './spec';
 import { summarizeText } from './text-summarize/activity';
 
 /** Every tool in the registry has its implementation here, or this does not compile. */
 const IMPLEMENTATIONS = {
-  'memory.recall': recallContext,
-  'email.draft': draftEmail,
-  'email.send': sendEmail,
-  'text.summarize': summarizeText,
-  'outcome.record': recordOutcome,
+  [memoryRecall.name]: recallContext,
+  [emailDraft.name]: draftEmail,
+  [emailSend.name]: sendEmail,
+  [textSummarize.name]: summarizeText,
+  [outcomeRecord.name]: recordOutcome,
 } satisfies Record<ToolName, unknown>;
 
 export type StepActivity = (input: StepActivityInput) => Promise<StepResult>;

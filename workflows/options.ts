@@ -1,17 +1,18 @@
 /** Named activity-option presets. Every preset bounds its retries and names what not to retry. */
 import type { ActivityOptions, LocalActivityOptions } from '@temporalio/workflow';
 import { ActivityCancellationType } from '@temporalio/workflow';
+import { TOOL_ERRORS } from '../tools/registry';
 
-/** Failures that retrying cannot fix: bad input, policy, a person's no. */
+/** Failures that retrying cannot fix: bad input, policy, a person's no, and what each tool's spec declares. */
 export const NON_RETRYABLE = [
   'InvalidInput',
+  'InvalidOutput',
   'InvalidPlan',
   'PolicyViolation',
   'NotFound',
-  'InvalidEmailAddress',
-  'EmailRejected',
   'ApprovalRejected',
   'ApprovalExpired',
+  ...TOOL_ERRORS,
 ];
 
 /** Model calls: slow, rate-limited, malformed output is worth another try. */
