@@ -1,13 +1,13 @@
-/** Approvals: the inbox, and decisions one at a time or in a batch. */
+/** Approvals: the inbox, and decisions one at a time or in a batch (delivered by commands/decisions.ts). */
 import { Router } from 'express';
 import { z } from 'zod';
-import { appendEvents, json } from '../state/events';
-import type { Db } from '../db/prisma';
-import { decideSignal, goalWorkflowId } from '../workflows/messages';
-import { approvalView } from './goals';
-import { HttpError, conflict, notFound, parse, route, unavailable } from './errors';
-import type { AppDeps } from './app';
+import { decide, decideMany } from '../commands/decisions';
+import { APPROVAL_STATUSES, DECISIONS } from '../shared/goal';
+import { httpErrorOf, parse, route } from './errors';
+import { commandDeps, type AppDeps } from './types';
+import { approvalView } from './views';
 
+// The email tool's editable fields for now; the tool's spec will name them (tools/<tool>/spec.ts).
 const edits = z
   .strictObject({
     subject: z.string().min(1).max(998).optional(),
@@ -16,7 +16,7 @@ const edits = z
   .refine((e) => e.subject !== undefined || e.body !== undefined, 'edits must change subject or body');
 
 const decisionFields = {
-  decision: z.enum(['approve', 'reject']),
+  decision: z.enum(DECISIONS),
   edits: edits.optional(),
   comment: z.string().max(5_000).optional(),
 };
@@ -31,65 +31,18 @@ const batchBody = z.strictObject({
     .max(200),
 });
 const listQuery = z.object({
-  status: z.enum(['pending', 'approved', 'rejected', 'expired', 'cancelled']).optional(),
+  status: z.enum(APPROVAL_STATUSES).optional(),
   goalId: z.string().optional(),
   limit: z.coerce.number().int().min(1).max(500).default(100),
 });
 
-type DecisionInput = {
-  approvalId: string;
-  decision: 'approve' | 'reject';
-  edits?: { subject?: string; body?: string };
-  comment?: string;
-};
-
-/**
- * Records the decision and signals the goal's workflow in one transaction: if
- * Temporal does not take the signal, nothing is recorded and the caller gets a
- * 503, so a 200 always means the workflow has the decision.
- */
-export async function decide(prisma: Db, deps: Pick<AppDeps, 'client'>, d: DecisionInput, actor: string) {
-  const status = d.decision === 'approve' ? 'approved' : 'rejected';
-  return prisma.$transaction(async (tx) => {
-    const updated = await tx.approval.updateMany({
-      where: { id: d.approvalId, status: 'pending' },
-      data: {
-        status,
-        decision: d.decision,
-        edits: d.edits ? json(d.edits) : undefined,
-        comment: d.comment ?? null,
-        actor,
-        decidedAt: new Date(),
-      },
-    });
-    const approval = await tx.approval.findUnique({ where: { id: d.approvalId } });
-    if (!approval) throw notFound(`approval ${d.approvalId}`);
-    if (updated.count === 0) throw conflict(`approval ${d.approvalId} is already ${approval.status}`);
-    await appendEvents(tx, [
-      {
-        goalId: approval.goalId,
-        type: `approval.${status}`,
-        actor,
-        data: { approvalId: approval.id, stepId: approval.stepId, comment: d.comment, edited: Boolean(d.edits) },
-      },
-    ]);
-    try {
-      await deps.client.workflow.getHandle(goalWorkflowId(approval.goalId)).signal(decideSignal, {
-        approvalId: approval.id,
-        decision: d.decision,
-        edits: d.edits,
-        comment: d.comment,
-        actor,
-      });
-    } catch (err) {
-      throw unavailable(`Temporal did not take the decision, nothing was recorded: ${(err as Error).message}`);
-    }
-    return { approvalId: approval.id, status };
-  });
-}
+/** Zod's optional edit fields as the Decision's plain record of changed fields. */
+const changed = (e: z.infer<typeof edits> | undefined): Record<string, string> | undefined =>
+  e ? Object.fromEntries(Object.entries(e).filter((kv): kv is [string, string] => kv[1] !== undefined)) : undefined;
 
 export function approvalRoutes(deps: AppDeps): Router {
   const { prisma } = deps;
+  const commands = commandDeps(deps);
   const r = Router();
 
   /** GET /v1/approvals?status=pending — the operator's inbox, oldest first. */
@@ -106,30 +59,42 @@ export function approvalRoutes(deps: AppDeps): Router {
     }),
   );
 
-  /** POST /v1/approvals/:approvalId/decision — 404 unknown, 409 already decided. */
+  /**
+   * POST /v1/approvals/:approvalId/decision — 200 once the goal's workflow has
+   * stored the decision; 404 unknown, 409 already decided or the goal's run
+   * ended, 503 naming the cause when Temporal does not answer in time.
+   */
   r.post(
     '/approvals/:approvalId/decision',
     route(async (req, res) => {
       const body = parse(decisionBody, req.body);
-      res.json(await decide(prisma, deps, { ...body, approvalId: String(req.params.approvalId) }, deps.actor));
+      res.json(
+        await decide(commands, {
+          approvalId: String(req.params.approvalId),
+          decision: body.decision,
+          edits: changed(body.edits),
+          comment: body.comment,
+        }),
+      );
     }),
   );
 
-  /** POST /v1/approvals/decisions — many decisions; each gets its own result. */
+  /** POST /v1/approvals/decisions — many decisions, a few at a time; each gets its own result, in order. */
   r.post(
     '/approvals/decisions',
     route(async (req, res) => {
       const body = parse(batchBody, req.body);
-      const results = [];
-      for (const d of body.decisions) {
-        try {
-          results.push(await decide(prisma, deps, d, deps.actor));
-        } catch (err) {
-          if (!(err instanceof HttpError)) throw err;
-          results.push({ approvalId: d.approvalId, status: 'error', error: { code: err.code, message: err.message } });
-        }
-      }
-      res.json({ results });
+      const outcomes = await decideMany(
+        commands,
+        body.decisions.map((d) => ({ ...d, edits: changed(d.edits) })),
+      );
+      res.json({
+        results: outcomes.map((o) => {
+          if (o.ok) return o.answer;
+          const err = httpErrorOf(o.error);
+          return { approvalId: o.approvalId, status: 'error', error: { code: err.code, message: err.message } };
+        }),
+      });
     }),
   );
 

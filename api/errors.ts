@@ -1,6 +1,8 @@
 /** JSON errors with the right status: `{error: {code, message}}`. */
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import type { z } from 'zod';
+import { CommandError, type CommandErrorKind } from '../commands/errors';
+import { findHostileInput } from './hostile';
 
 export class HttpError extends Error {
   constructor(
@@ -29,13 +31,39 @@ export function parse<T extends z.ZodTypeAny>(schema: T, value: unknown, where: 
   throw new HttpError(400, 'bad_request', fields.map((f) => `${f.field}: ${f.message}`).join('; '), { fields });
 }
 
-/** Express 5 forwards rejected promises to the error handler; this only types the handler. */
+/**
+ * Wraps a route handler: refuses hostile route parameters (`/v1/goals/%00`) with
+ * a 400 naming the parameter, the same check ./middleware.ts makes of the body and
+ * query (parameters exist only once a route matched), and forwards a rejected
+ * promise to the error handler.
+ */
 export const route =
   (fn: (...args: Parameters<RequestHandler>) => Promise<unknown>): RequestHandler =>
-  (req, res, next) =>
+  (req, res, next) => {
+    const problem = findHostileInput(req.params, 'params');
+    if (problem) {
+      next(badRequest(problem));
+      return;
+    }
     fn(req, res, next).catch(next);
+  };
+
+/** The HTTP status and code of each way a command refuses. */
+const COMMAND_ERRORS: Record<CommandErrorKind, { status: number; code: string }> = {
+  not_found: { status: 404, code: 'not_found' },
+  conflict: { status: 409, code: 'conflict' },
+  invalid: { status: 400, code: 'bad_request' },
+  unavailable: { status: 503, code: 'unavailable' },
+};
+
+/** A command's typed error as the HTTP error it means. */
+export function httpErrorOf(err: CommandError): HttpError {
+  const { status, code } = COMMAND_ERRORS[err.kind];
+  return new HttpError(status, code, err.message, err.details);
+}
 
 export const errorHandler: ErrorRequestHandler = (err, _req, res, _next) => {
+  if (err instanceof CommandError) err = httpErrorOf(err);
   if (err instanceof HttpError) {
     res
       .status(err.status)

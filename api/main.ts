@@ -2,7 +2,8 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { Client, Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
+import { temporalConnection } from '../commands/temporal';
 import { loadConfig, type Config } from '../config/index';
 import { createPrisma } from '../db/prisma';
 import { memoryFromConfig } from '../memory';
@@ -21,7 +22,8 @@ function apiKey(config: Config): { key: string; from: string } {
 
 async function run() {
   const config = loadConfig();
-  const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
+  // Lazy: the API starts and answers (healthz and the routes say 503, naming Temporal) while Temporal is down.
+  const connection = temporalConnection({ address: config.TEMPORAL_ADDRESS });
   const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
   const prisma = createPrisma(config.DATABASE_URL);
   const key = apiKey(config);
@@ -33,6 +35,7 @@ async function run() {
     apiKey: key.key,
     taskQueue: config.KEEL_TASK_QUEUE,
     bodyLimit: config.KEEL_BODY_LIMIT,
+    temporalTimeoutMs: config.KEEL_TEMPORAL_TIMEOUT_MS,
     defaultBudgetUsd: config.KEEL_DEFAULT_BUDGET_USD,
     actor: 'operator:api',
     goalSettings: {

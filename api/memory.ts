@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { MEMORY_KINDS, type MemoryKind } from '../memory/types';
 import type { MemoryHit } from '../memory/service';
 import { badRequest, parse, route } from './errors';
-import type { AppDeps } from './app';
+import type { AppDeps } from './types';
 
 const isoDate = z.iso.datetime({ offset: true }).transform((s) => new Date(s));
 

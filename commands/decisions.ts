@@ -1,0 +1,129 @@
+/**
+ * Decisions on approvals. The goal's workflow is the one writer of a decision
+ * (its recordDecision activity stores it): this module only checks the
+ * approval can be decided and delivers the decision with the `decide` update,
+ * which answers once the decision is stored. No database connection or
+ * transaction is held while Temporal is called.
+ */
+import { createHash } from 'node:crypto';
+import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
+import type { Decision, DecisionKind } from '../shared/goal';
+import { decideUpdate } from '../workflows/messages';
+import { CommandError, ConflictError, NotFoundError, UnavailableError } from './errors';
+import { reconcileFromTemporal } from './goals';
+import { callTemporal } from './temporal';
+import type { CommandDeps } from './types';
+
+/** A decision as a caller sends it; who made it comes from the deps. */
+export interface DecisionRequest {
+  approvalId: string;
+  decision: DecisionKind;
+  edits?: Record<string, string>;
+  comment?: string;
+}
+
+export interface DecisionAnswer {
+  approvalId: string;
+  status: string;
+}
+
+/** How many decisions of one batch are in flight at once. */
+export const DECISION_CONCURRENCY = 8;
+
+/**
+ * Decides one approval: NotFoundError when it does not exist, ConflictError
+ * when it is no longer pending or the workflow refuses it (its validator's
+ * message, e.g. `approval … is already rejected`) or the workflow ended
+ * outside Keel (the goal is reconciled first), UnavailableError when Temporal
+ * does not answer in time. A success means the decision is stored.
+ */
+export async function decide(deps: CommandDeps, request: DecisionRequest): Promise<DecisionAnswer> {
+  const approval = await deps.prisma.approval.findUnique({
+    where: { id: request.approvalId },
+    select: { id: true, status: true, goal: { select: { id: true, workflowId: true } } },
+  });
+  if (!approval) throw new NotFoundError(`approval ${request.approvalId} does not exist`);
+  if (approval.status !== 'pending') throw new ConflictError(`approval ${approval.id} is already ${approval.status}`);
+  const decision: Decision = {
+    approvalId: approval.id,
+    decision: request.decision,
+    ...(request.edits ? { edits: request.edits } : {}),
+    ...(request.comment !== undefined ? { comment: request.comment } : {}),
+    actor: deps.actor,
+  };
+  try {
+    const answer = await callTemporal(deps.client, deps.temporalTimeoutMs, () =>
+      deps.client.workflow
+        .getHandle(approval.goal.workflowId)
+        .executeUpdate(decideUpdate, { args: [decision], updateId: updateIdOf(decision) }),
+    );
+    return { approvalId: answer.approvalId, status: answer.status };
+  } catch (err) {
+    if (err instanceof WorkflowUpdateFailedError) {
+      // The validator's (or the handler's) own words: `approval … is already rejected`, `… is not part of this goal`.
+      throw new ConflictError((err.cause as Error | undefined)?.message ?? err.message);
+    }
+    if (err instanceof WorkflowNotFoundError) {
+      const after = await reconcileFromTemporal(deps, approval.goal, 'decide');
+      throw new ConflictError(`approval ${approval.id} can no longer be decided: ${after.explanation}`);
+    }
+    if (err instanceof UnavailableError) {
+      throw new UnavailableError(
+        `the decision on approval ${approval.id} is not confirmed; retry it (the same decision is applied once): ${err.message}`,
+      );
+    }
+    throw err;
+  }
+}
+
+/**
+ * The update's id: the same decision sent again (a retry after a timeout) is
+ * the same update, which Temporal answers with the first one's result instead
+ * of running it twice; a different decision on the same approval is a new
+ * update that the validator refuses.
+ */
+function updateIdOf(d: Decision): string {
+  const digest = createHash('sha256')
+    .update(JSON.stringify([d.decision, d.edits ?? null, d.comment ?? null, d.actor]))
+    .digest('hex')
+    .slice(0, 24);
+  return `decide:${d.approvalId}:${digest}`;
+}
+
+export type BatchOutcome =
+  { ok: true; answer: DecisionAnswer } | { ok: false; approvalId: string; error: CommandError };
+
+/**
+ * Decides many approvals, each independently, at most DECISION_CONCURRENCY
+ * at a time, answering in the order given. Once one decision finds Temporal
+ * unavailable, those not yet sent are not sent: they answer with the same
+ * cause instead of each waiting out its own deadline.
+ */
+export async function decideMany(deps: CommandDeps, requests: DecisionRequest[]): Promise<BatchOutcome[]> {
+  const outcomes: BatchOutcome[] = new Array(requests.length);
+  let down: UnavailableError | undefined;
+  let next = 0;
+  const lane = async () => {
+    while (next < requests.length) {
+      const i = next++;
+      const request = requests[i];
+      if (down) {
+        outcomes[i] = {
+          ok: false,
+          approvalId: request.approvalId,
+          error: new UnavailableError(`not sent, Temporal was unavailable for this batch: ${down.message}`),
+        };
+        continue;
+      }
+      try {
+        outcomes[i] = { ok: true, answer: await decide(deps, request) };
+      } catch (err) {
+        if (!(err instanceof CommandError)) throw err;
+        if (err instanceof UnavailableError) down ??= err;
+        outcomes[i] = { ok: false, approvalId: request.approvalId, error: err };
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(DECISION_CONCURRENCY, requests.length) }, lane));
+  return outcomes;
+}

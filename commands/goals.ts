@@ -1,0 +1,194 @@
+/**
+ * Goal use cases: start a goal (store it, then start its workflow) and cancel
+ * one; and, for both cancel and decisions, reconciling a goal whose workflow
+ * ended outside Keel. Canonical writes go through state/; every Temporal call
+ * through callTemporal's deadline.
+ */
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
+import { isFinished, type GoalStatus } from '../shared/goal';
+import { createGoal, recordCancelRequest, type StoredGoal } from '../state/intake';
+import { reconcileGoal } from '../state/reconcile';
+import { goalWorkflow } from '../workflows';
+import { cancelSignal, KeelPendingApprovals, KeelStatus } from '../workflows/messages';
+import type { GoalInput } from '../workflows/types';
+import { ConflictError, NotFoundError, UnavailableError } from './errors';
+import { callTemporal } from './temporal';
+import type { CommandDeps } from './types';
+
+export interface StartGoalRequest {
+  title: string;
+  description?: string;
+  kind?: string;
+  input?: Record<string, unknown>;
+  budgetUsd?: number;
+  requestId?: string;
+}
+
+export interface GoalAnswer {
+  goalId: string;
+  workflowId: string;
+  status: string;
+}
+
+/**
+ * Stores the goal (or finds the one stored under the same `requestId`) and
+ * starts `goalWorkflow` as `goal-<goalId>` with REJECT_DUPLICATE, so a retried
+ * request never starts a second run. A finished goal is not started again.
+ * When Temporal does not take the start, the goal stays stored and an
+ * UnavailableError says to retry with the same requestId.
+ */
+export async function startGoal(deps: CommandDeps, request: StartGoalRequest): Promise<GoalAnswer> {
+  const { goal } = await createGoal(
+    deps.prisma,
+    {
+      title: request.title,
+      description: request.description,
+      // Until the planner picks tools from the input itself, an addressee is what makes a goal an email.
+      kind: request.kind ?? (typeof request.input?.to === 'string' ? 'email' : 'auto'),
+      input: request.input ?? {},
+      budgetUsd: request.budgetUsd,
+      requestId: request.requestId,
+    },
+    'api',
+  );
+  if (!isFinished(goal.status)) await startWorkflow(deps, goal);
+  return { goalId: goal.id, workflowId: goal.workflowId, status: goal.status };
+}
+
+async function startWorkflow(deps: CommandDeps, goal: StoredGoal): Promise<void> {
+  const input: GoalInput = {
+    goalId: goal.id,
+    title: goal.title,
+    description: goal.description ?? undefined,
+    kind: goal.kind,
+    input: goal.input,
+    budgetUsd: goal.budgetUsd ?? deps.defaultBudgetUsd,
+    settings: deps.goalSettings,
+  };
+  try {
+    await callTemporal(deps.client, deps.temporalTimeoutMs, () =>
+      deps.client.workflow.start(goalWorkflow, {
+        workflowId: goal.workflowId,
+        taskQueue: deps.taskQueue,
+        args: [input],
+        memo: { title: goal.title },
+        typedSearchAttributes: [
+          { key: KeelStatus, value: 'planning' },
+          { key: KeelPendingApprovals, value: 0 },
+        ],
+        workflowIdReusePolicy: 'REJECT_DUPLICATE',
+      }),
+    );
+  } catch (err) {
+    // Started by an earlier request with the same requestId: that is the point of it.
+    if (err instanceof WorkflowExecutionAlreadyStartedError) return;
+    if (err instanceof UnavailableError) {
+      const retry = goal.requestId
+        ? 'retry with the same requestId to start it'
+        : 'send a requestId next time so a retry starts this goal instead of a new one';
+      throw new UnavailableError(`goal ${goal.id} is stored but not started (${retry}): ${err.message}`, {
+        goalId: goal.id,
+      });
+    }
+    throw err;
+  }
+}
+
+/**
+ * Asks a goal's workflow to cancel (it compensates committed work, then ends
+ * `cancelled`) and records the request. A finished goal is a conflict. When
+ * the workflow is gone (terminated outside Keel, or never started because
+ * Temporal was down), the goal is reconciled from what Temporal says instead.
+ */
+export async function cancelGoal(
+  deps: CommandDeps,
+  request: { goalId: string; reason?: string },
+): Promise<{ goalId: string; status: string }> {
+  const goal = await deps.prisma.goal.findUnique({
+    where: { id: request.goalId },
+    select: { id: true, workflowId: true, status: true },
+  });
+  if (!goal) throw new NotFoundError(`goal ${request.goalId} does not exist`);
+  if (isFinished(goal.status)) throw new ConflictError(`goal ${goal.id} is already ${goal.status}`);
+  const reason = request.reason ?? 'cancelled through the API';
+  try {
+    await callTemporal(deps.client, deps.temporalTimeoutMs, () =>
+      deps.client.workflow.getHandle(goal.workflowId).signal(cancelSignal, { reason, actor: deps.actor }),
+    );
+  } catch (err) {
+    if (!(err instanceof WorkflowNotFoundError)) throw err;
+    const after = await reconcileFromTemporal(deps, goal, 'cancel');
+    if (after.goalStatus === 'cancelled') return { goalId: goal.id, status: 'cancelled' };
+    throw new ConflictError(`goal ${goal.id} can no longer be cancelled: ${after.explanation}`);
+  }
+  await recordCancelRequest(deps.prisma, { goalId: goal.id, reason: request.reason, actor: deps.actor });
+  return { goalId: goal.id, status: 'cancelling' };
+}
+
+/** How a run's Temporal status ends its goal; undefined where the workflow records its own end. */
+function goalStatusFor(temporalStatus: string, purpose: 'cancel' | 'decide'): 'failed' | 'cancelled' | undefined {
+  switch (temporalStatus) {
+    case 'TERMINATED':
+    case 'TIMED_OUT':
+    case 'FAILED':
+      return 'failed';
+    case 'CANCELLED':
+      return 'cancelled';
+    // No run at all: for a cancel, the goal was stored but never started (Temporal was down), so
+    // there is nothing to compensate; for a decision, the run that asked has vanished.
+    case 'NOT_FOUND':
+      return purpose === 'cancel' ? 'cancelled' : 'failed';
+    default:
+      return undefined;
+  }
+}
+
+/**
+ * Called when Temporal says a goal's workflow is not running (a signal or
+ * update found no run): asks Temporal how the run ended and, where the
+ * workflow cannot have recorded it, ends the goal accordingly through
+ * state/reconcile.ts. Returns the goal's status and a sentence for the caller.
+ */
+export async function reconcileFromTemporal(
+  deps: CommandDeps,
+  goal: { id: string; workflowId: string },
+  purpose: 'cancel' | 'decide',
+): Promise<{ goalStatus: GoalStatus | string; explanation: string }> {
+  let temporalStatus: string;
+  try {
+    const described = await callTemporal(deps.client, deps.temporalTimeoutMs, () =>
+      deps.client.workflow.getHandle(goal.workflowId).describe(),
+    );
+    temporalStatus = described.status.name;
+  } catch (err) {
+    if (!(err instanceof WorkflowNotFoundError)) throw err;
+    temporalStatus = 'NOT_FOUND';
+  }
+  const goalStatus = goalStatusFor(temporalStatus, purpose);
+  if (!goalStatus) {
+    if (temporalStatus === 'COMPLETED') {
+      return { goalStatus: 'completed', explanation: `goal ${goal.id}'s workflow has completed` };
+    }
+    // Running again (continued as new, or a race with the lookup): nothing to reconcile; a retry will reach it.
+    throw new UnavailableError(
+      `Temporal did not find goal ${goal.id}'s run but describes its workflow as ${temporalStatus}; retry`,
+    );
+  }
+  const error =
+    temporalStatus === 'NOT_FOUND'
+      ? `Temporal has no workflow ${goal.workflowId}`
+      : `the workflow ended outside Keel (Temporal says ${temporalStatus})`;
+  const result = await reconcileGoal(deps.prisma, {
+    goalId: goal.id,
+    goalStatus,
+    temporalStatus,
+    error,
+    actor: 'keel',
+  });
+  return {
+    goalStatus: result.status,
+    explanation: result.reconciled
+      ? `${error}; goal ${goal.id} is now ${result.status}`
+      : `goal ${goal.id} is already ${result.status}`,
+  };
+}
