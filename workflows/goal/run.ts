@@ -7,7 +7,7 @@
 import { ApplicationFailure, CancellationScope, isCancellation, log } from '@temporalio/workflow';
 import { isStepRef, type PlannedStep, type StepOutput, type StepResult } from '../../shared/plan';
 import { toolSpec } from '../../tools/registry';
-import type { CompensationActivityName } from '../../tools/spec';
+import { stepOutputSchema, type CompensationActivityName } from '../../tools/spec';
 import type { createApprovals } from './approvals';
 import { errorMessage } from './errors';
 import type { GoalRun } from './state';
@@ -31,8 +31,10 @@ export function createRunner(run: GoalRun, approvals: ReturnType<typeof createAp
       if (recorded.editedRef) {
         // The operator's edited version is what the step acts on.
         for (const name of spec.refInputs) {
-          const current = inputs[name] as StepOutput | undefined;
-          if (current?.ref) inputs[name] = { ...current, ref: recorded.editedRef, humanEdited: true };
+          const current = stepOutputSchema.safeParse(inputs[name]);
+          if (current.success && current.data.ref) {
+            inputs[name] = { ...current.data, ref: recorded.editedRef, humanEdited: true };
+          }
         }
       }
     }
