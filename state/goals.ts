@@ -2,7 +2,7 @@
 import { ApplicationFailure } from '@temporalio/common';
 import type { Db } from '../db/prisma';
 import type { GoalTransitionInput, MarkStepInput, PlanRejectedInput, StartPlanInput } from '../shared/activity-io';
-import { appendEvents } from './events';
+import { appendEvents, eventsJson, type KeelEvent } from './events';
 
 export function createGoalStateActivities(prisma: Db) {
   return {
@@ -19,7 +19,7 @@ export function createGoalStateActivities(prisma: Db) {
         depends_on: s.dependsOn,
         requires_approval: s.requiresApproval,
       }));
-      const events = [
+      const events = eventsJson([
         {
           type: 'plan.accepted',
           actor: input.plan.generatedBy,
@@ -41,7 +41,7 @@ export function createGoalStateActivities(prisma: Db) {
           actor: 'keel',
           data: { planVersion: input.planVersion, planChurn: input.planChurn, goalStatus: 'running' },
         },
-      ];
+      ]);
       // One statement (one round trip, one atomic change): the steps (a retry finds them and adds
       // nothing), the goal's new status, and both events in order.
       const written = await prisma.$executeRaw`
@@ -60,7 +60,7 @@ export function createGoalStateActivities(prisma: Db) {
            WHERE id = ${input.goalId} RETURNING id)
         INSERT INTO events (goal_id, type, actor, data)
         SELECT g.id, e.value->>'type', e.value->>'actor', e.value->'data'
-          FROM g, jsonb_array_elements(${JSON.stringify(events)}::jsonb) WITH ORDINALITY AS e(value, n)
+          FROM g, jsonb_array_elements(${events}::jsonb) WITH ORDINALITY AS e(value, n)
          ORDER BY e.n`;
       if (written === 0) throw ApplicationFailure.nonRetryable(`goal ${input.goalId} does not exist`, 'NotFound');
     },
@@ -85,7 +85,7 @@ export function createGoalStateActivities(prisma: Db) {
 
     /** Moves a goal to a new status with its event, cost and outcome. */
     async transitionGoal(input: GoalTransitionInput): Promise<void> {
-      const data = {
+      const data: Extract<KeelEvent, { type: typeof input.event.type }>['data'] = {
         goalStatus: input.status,
         ...(input.event.data ?? {}),
         ...(input.cost ? { cost: input.cost } : {}),
