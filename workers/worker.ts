@@ -8,6 +8,7 @@ import { memoryFromConfig } from '../memory';
 import type { MemoryService } from '../memory/service';
 import type { Config } from '../config/index';
 import { parseFaults } from '../lib/faults';
+import { plainActivityErrors } from './errors';
 import { createPrisma, type Db } from '../db/prisma';
 import { COMPACTION_SCHEDULE_ID, type CompactionInput } from '../workflows/compaction';
 
@@ -45,6 +46,11 @@ export async function createKeelWorker(deps: KeelWorkerDeps): Promise<Worker> {
       planner: deps.planner,
     }),
     ...deps.options,
+    interceptors: {
+      ...deps.options?.interceptors,
+      // Outermost, so it sees what every other interceptor lets through.
+      activity: [plainActivityErrors, ...(deps.options?.interceptors?.activity ?? [])],
+    },
   });
 }
 
