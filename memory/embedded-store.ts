@@ -1,6 +1,6 @@
-import { endianness } from 'node:os';
 import type { Db } from '../db/prisma';
 import { ExactIndex } from './exact-index';
+import { decodeFloat32LE } from './vectors';
 import type { MemoryKind, MemoryTier, PointPayload, VectorFilter, VectorHit, VectorPoint, VectorStore } from './types';
 
 /*
@@ -113,7 +113,6 @@ interface PageRow extends Partial<ItemRow> {
 const HOLDBACK_ROWS = 1000;
 /** After the cursor skipped ahead (see HOLDBACK_ROWS), the drift check runs within this long, not a full interval. */
 const FORCED_VERIFY_DELAY_MS = 1000;
-const LITTLE_ENDIAN = endianness() === 'LE';
 
 // The snapshot functions run in the same statement as the read, so xmin/xmax
 // describe exactly the snapshot the rows came from.
@@ -129,20 +128,6 @@ function pageSql(withFingerprint: boolean): string {
     LEFT JOIN LATERAL (
       SELECT ${ITEM_COLUMNS} FROM memory_items WHERE rev > $1 ORDER BY rev LIMIT $2
     ) m ON true`;
-}
-
-/** BYTEA (float32 little-endian) to a Float32Array of `dims`, or null if its length is wrong. */
-function decodeEmbedding(bytes: Uint8Array, dims: number): Float32Array | null {
-  if (bytes.byteLength !== dims * 4) return null;
-  if (LITTLE_ENDIAN) {
-    // A view when aligned (no copy); the index copies it into its own memory anyway.
-    if (bytes.byteOffset % 4 === 0) return new Float32Array(bytes.buffer, bytes.byteOffset, dims);
-    return new Float32Array(bytes.slice().buffer);
-  }
-  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const out = new Float32Array(dims);
-  for (let d = 0; d < dims; d++) out[d] = view.getFloat32(d * 4, true);
-  return out;
 }
 
 /**
@@ -213,7 +198,7 @@ export function createEmbeddedStore(opts: EmbeddedStoreOptions): EmbeddedVectorS
     if (old !== undefined) revSum -= old;
     revOf.set(row.id, row.rev);
     revSum += row.rev;
-    const vector = decodeEmbedding(row.embedding, dims);
+    const vector = decodeFloat32LE(row.embedding, dims);
     const payload: PointPayload = {
       kind: row.kind as MemoryKind,
       subject: row.subject,
@@ -222,7 +207,7 @@ export function createEmbeddedStore(opts: EmbeddedStoreOptions): EmbeddedVectorS
       superseded: row.superseded,
     };
     try {
-      if (vector === null) throw new RangeError('embedding has another length');
+      if (vector === undefined) throw new RangeError('embedding has another length');
       index.upsert(row.id, vector, payload);
       skipped.delete(row.id);
     } catch {

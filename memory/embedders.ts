@@ -14,6 +14,7 @@ import OpenAI from 'openai';
 import type { Config } from '../config/index';
 import type { Db } from '../db/prisma';
 import type { Embedder } from './types';
+import { decodeFloat32LE, encodeFloat32LE } from './vectors';
 
 // ---------------------------------------------------------------------------
 // Hashing embedder
@@ -322,21 +323,6 @@ export function contentHash(text: string): string {
   return createHash('sha256').update(text, 'utf8').digest('hex');
 }
 
-/** Float32 little-endian bytes, the embedding_cache.vector format, whatever the host's byte order. */
-function vectorToBytes(v: Float32Array): Buffer {
-  const buf = Buffer.allocUnsafe(v.length * 4);
-  for (let i = 0; i < v.length; i++) buf.writeFloatLE(v[i], i * 4);
-  return buf;
-}
-
-function bytesToVector(bytes: Uint8Array, dims: number): Float32Array | undefined {
-  if (bytes.byteLength !== dims * 4) return undefined;
-  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  const v = new Float32Array(dims);
-  for (let i = 0; i < dims; i++) v[i] = buf.readFloatLE(i * 4);
-  return v;
-}
-
 /**
  * Wraps an embedder with the embedding_cache table, keyed by
  * (sha256 of the exact text, `inner.model`). Per call: one SELECT for all
@@ -363,7 +349,7 @@ export function createCachedEmbedder(inner: Embedder, opts: CachedEmbedderOption
         WHERE model = ${inner.model} AND dims = ${inner.dims} AND content_hash = ANY(${distinct}::text[])`;
       const found = new Map<string, Float32Array>();
       for (const row of rows) {
-        const v = bytesToVector(row.vector, inner.dims);
+        const v = decodeFloat32LE(row.vector, inner.dims);
         if (v) found.set(row.content_hash, v);
       }
 
@@ -389,7 +375,7 @@ export function createCachedEmbedder(inner: Embedder, opts: CachedEmbedderOption
         });
         // Vectors travel as base64 text and are decoded by PostgreSQL: a
         // text[] parameter is portable across drivers where bytea[] is not.
-        const encoded = fresh.map((v) => vectorToBytes(v).toString('base64'));
+        const encoded = fresh.map((v) => Buffer.from(encodeFloat32LE(v).buffer).toString('base64'));
         await prisma.$executeRaw`
           INSERT INTO embedding_cache (content_hash, model, dims, vector)
           SELECT h, ${inner.model}, ${inner.dims}, decode(v, 'base64')

@@ -15,6 +15,7 @@ import {
   type RetrievalConfig,
 } from './retrieval';
 import type { Embedder, MemoryKind, MemorySource, MemoryTier, VectorFilter, VectorStore } from './types';
+import { decodeFloat32LE, encodeFloat32LE } from './vectors';
 
 export interface RememberInput {
   text: string;
@@ -85,9 +86,9 @@ export function memoryId(
   return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-${((parseInt(h[16], 16) & 3) | 8).toString(16)}${h.slice(17, 20)}-${h.slice(20, 32)}`;
 }
 
-/** float32 little-endian bytes for the BYTEA column (a copy, typed as Prisma's Bytes). */
-export const encodeVector = (v: Float32Array): Uint8Array<ArrayBuffer> =>
-  new Uint8Array(v.buffer.slice(v.byteOffset, v.byteOffset + v.byteLength) as ArrayBuffer);
+function failReindex(message: string): never {
+  throw new RangeError(message);
+}
 
 export interface MemoryServiceDeps {
   prisma: Db;
@@ -173,7 +174,7 @@ export function createMemoryService(deps: MemoryServiceDeps) {
         learnedAt: at,
         humanEdited: input.humanEdited ?? input.source === 'human',
         goalId: input.goalId ?? null,
-        embedding: encodeVector(vectors[i]),
+        embedding: encodeFloat32LE(vectors[i]),
         embeddingModel: embedder.model,
         metadata: (input.metadata ?? {}) as Prisma.InputJsonValue,
         vector: vectors[i],
@@ -358,7 +359,9 @@ export function createMemoryService(deps: MemoryServiceDeps) {
         await store.upsert(
           rows.map((r) => ({
             id: r.id,
-            vector: new Float32Array(new Uint8Array(r.embedding).buffer),
+            vector:
+              decodeFloat32LE(r.embedding, embedder.dims) ??
+              failReindex(`memory ${r.id}: embedding is not ${embedder.dims} float32 values`),
             payload: {
               kind: r.kind as MemoryKind,
               subject: r.subject,
