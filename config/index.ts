@@ -57,3 +57,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   }
   return parsed.data;
 }
+
+/**
+ * Every setting at its default, as an empty environment gives them, for
+ * tests and library callers that build parts without a process environment
+ * (`defaultConfig().KEEL_BODY_LIMIT`). The schema above is the one place a
+ * default is written; callers take it from here instead of repeating it.
+ */
+export function defaultConfig(): Config {
+  return loadConfig({});
+}
