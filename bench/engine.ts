@@ -8,23 +8,12 @@
  * both, and `ratio p50 keel/bare`. Target: within 1.5x.
  */
 import { randomBytes } from 'node:crypto';
-import type { AddressInfo } from 'node:net';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { DefaultLogger, Runtime, bundleWorkflowCode } from '@temporalio/worker';
-import { Client as PgClient } from 'pg';
-import { createApp } from '../api/app';
-import { createEmailConnector } from '../connectors/email';
-import { createEmbeddedStore } from '../memory/embedded-store';
-import { createHashingEmbedder } from '../memory/embedders';
-import { createMemoryService } from '../memory/service';
-import { migrate } from '../db/migrations';
-import { createPrisma } from '../db/prisma';
-import { loadConfig } from '../config';
+import { DefaultLogger, bundleWorkflowCode } from '@temporalio/worker';
+import { startEngine } from '../test/helpers/engine';
 import { bareGoalWorkflow } from './workflows';
-import { KeelPendingApprovals, KeelStatus } from '../workflows/messages';
-import { createKeelWorker } from '../workers/worker';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { resolveTemporalCli } = require('../scripts/temporal-cli.js') as {
@@ -39,7 +28,7 @@ function percentile(sorted: number[], p: number): number {
   return sorted[i];
 }
 
-/** Runs `n` jobs with at most `concurrency` in flight; returns each job's latency in ms and the wall time. */
+/** What one side of the comparison measured: each job's latency in ms, and the wall time and count of its runs. */
 interface Sample {
   latencies: number[];
   wallMs: number;
@@ -85,101 +74,54 @@ async function run() {
   const warmup = Number(values.warmup);
   const rounds = Math.max(1, Number(values.rounds));
   if (!(n > 0 && concurrency > 0)) throw new Error('--n and --concurrency must be positive numbers');
-  Runtime.install({ logger: new DefaultLogger('WARN') });
 
   const cli = await resolveTemporalCli({ install: true });
-  const serverUrl = process.env.KEEL_BENCH_PG ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
-  const dbName = `keel_bench_${randomBytes(4).toString('hex')}`;
-  const admin = new PgClient({ connectionString: serverUrl });
-  await admin.connect();
-  await admin.query(`CREATE DATABASE ${dbName}`);
-  const dbUrl = new URL(serverUrl);
-  dbUrl.pathname = `/${dbName}`;
-  await migrate(dbUrl.toString());
-
-  const env = await TestWorkflowEnvironment.createLocal({
-    server: {
-      ...(cli.path ? { executable: { type: 'existing-path' as const, path: cli.path } } : {}),
-      ip: '127.0.0.1',
-      searchAttributes: [KeelStatus, KeelPendingApprovals],
-      log: { format: 'pretty', level: 'error' },
-    },
-  });
-  const prisma = createPrisma(dbUrl.toString(), { max: 20 });
-  const email = createEmailConnector({
-    from: 'Keel <keel@bench.local>',
-    outboxDir: path.join(ROOT, '.keel', 'bench', 'outbox'),
-    prisma,
-  });
   const { code } = await bundleWorkflowCode({
     workflowsPath: path.join(__dirname, 'workflows'),
     logger: new DefaultLogger('WARN'),
   });
   const bundlePath = path.join(ROOT, '.keel', 'bench', 'workflow-bundle.js');
-  await (await import('node:fs/promises')).mkdir(path.dirname(bundlePath), { recursive: true });
-  await (await import('node:fs/promises')).writeFile(bundlePath, code);
-  const taskQueue = 'keel-bench';
-  const embedder = createHashingEmbedder();
-  const memory = createMemoryService({ prisma, embedder, store: createEmbeddedStore({ prisma, dims: embedder.dims }) });
-  const worker = await createKeelWorker({
-    connection: env.nativeConnection,
-    namespace: 'default',
-    taskQueue,
-    prisma,
-    email,
-    memory,
-    workflowBundlePath: bundlePath,
-    operatorName: 'Bench Operator',
-    workingSetTokens: loadConfig({}).KEEL_WORKING_SET_TOKENS,
-  });
-  const running = worker.run();
-
-  const apiKey = randomBytes(16).toString('hex');
-  const app = createApp({
-    client: env.client,
-    prisma,
-    memory,
-    apiKey,
-    taskQueue,
-    defaultBudgetUsd: 5,
-    actor: 'bench',
-    goalSettings: {
-      approvalTimeoutMs: 60_000,
-      escalationTimeoutMs: 60_000,
-      connectorHeartbeatMs: 30_000,
-      maxReplans: 2,
+  await mkdir(path.dirname(bundlePath), { recursive: true });
+  await writeFile(bundlePath, code);
+  // The engine the tests run, with the benchmark's database, a pool sized for its concurrency, the
+  // memory store's production defaults, and a worker running the bundle with the bare workflow in it.
+  const engine = await startEngine({
+    database: {
+      serverUrl: process.env.KEEL_BENCH_PG ?? 'postgresql://postgres@127.0.0.1:5432/postgres',
+      prefix: 'keel_bench',
+      poolMax: 20,
     },
+    temporal: { cliPath: cli.path, logLevel: 'error' },
+    workflowBundlePath: bundlePath,
+    actor: 'bench',
+    operatorName: 'Bench Operator',
+    settings: { connectorHeartbeatMs: 30_000 },
+    memory: { store: {} },
   });
-  const server = await new Promise<import('node:http').Server>((resolve) => {
-    const s = app.listen(0, '127.0.0.1', () => resolve(s));
-  });
-  const apiUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  const client = engine.temporal.client;
 
   const keelGoal = async (i: number) => {
-    const res = await fetch(`${apiUrl}/v1/goals`, {
-      method: 'POST',
-      headers: { authorization: `Bearer ${apiKey}`, 'content-type': 'application/json' },
-      body: JSON.stringify({
-        title: `Summarize bench note ${i}`,
-        kind: 'note',
-        input: { text: `Bench note ${i}. Nothing to see.` },
-      }),
+    const res = await engine.http('POST', '/v1/goals', {
+      title: `Summarize bench note ${i}`,
+      kind: 'note',
+      input: { text: `Bench note ${i}. Nothing to see.` },
     });
-    if (res.status !== 202) throw new Error(`POST /v1/goals answered ${res.status}: ${await res.text()}`);
-    const { workflowId } = (await res.json()) as { workflowId: string };
-    const result = await env.client.workflow.getHandle(workflowId).result();
+    if (res.status !== 202) throw new Error(`POST /v1/goals answered ${res.status}: ${JSON.stringify(res.body)}`);
+    const { workflowId } = res.body as { workflowId: string };
+    const result = await client.workflow.getHandle(workflowId).result();
     if (result.status !== 'completed') throw new Error(`goal ${workflowId} ended ${result.status}: ${result.error}`);
   };
   const bareGoal = async (i: number) => {
     const id = `bare-${randomBytes(6).toString('hex')}-${i}`;
-    await env.client.workflow.execute(bareGoalWorkflow, {
+    await client.workflow.execute(bareGoalWorkflow, {
       workflowId: id,
-      taskQueue,
+      taskQueue: engine.taskQueue,
       args: [{ goalId: id, query: `Summarize bench note ${i}` }],
     });
   };
 
   try {
+    await engine.startWorker();
     console.log(
       `bench:engine  n=${n} concurrency=${concurrency} warmup=${warmup} rounds=${rounds}  (Temporal CLI: ${cli.source})`,
     );
@@ -206,14 +148,7 @@ async function run() {
     console.log(row('keel', k));
     console.log(`ratio p50 keel/bare: ${(k.p50 / b.p50).toFixed(2)}`);
   } finally {
-    worker.shutdown();
-    await running;
-    await new Promise((r) => server.close(r));
-    await email.close();
-    await prisma.$disconnect();
-    await env.teardown();
-    await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-    await admin.end();
+    await engine.close();
   }
 }
 

@@ -18,27 +18,42 @@ export interface TestDatabase {
   drop(): Promise<void>;
 }
 
+/** Options of {@link createTestDatabase}; the defaults are what the tests use. */
+export interface TestDatabaseOptions {
+  /** Migrate to head with db/migrations (default true). */
+  migrate?: boolean;
+  /** Server (path: its maintenance database); default KEEL_TEST_PG. The benchmark passes KEEL_BENCH_PG. */
+  serverUrl?: string;
+  /** Name prefix, a plain lower-case identifier (default `keel_test`). */
+  prefix?: string;
+  /** Size of the Prisma client's pool (default 4: tests run several files on two cores). */
+  poolMax?: number;
+}
+
 /**
  * Creates a uniquely named database `keel_test_<random>` on the server named
  * by KEEL_TEST_PG, migrated to head with db/migrations unless
  * `migrate: false`. Every test gets its own database, so suites can run in
  * parallel Jest workers without sharing state. Call drop() in afterAll.
  */
-export async function createTestDatabase(opts: { migrate?: boolean } = {}): Promise<TestDatabase> {
+export async function createTestDatabase(opts: TestDatabaseOptions = {}): Promise<TestDatabase> {
+  const serverUrl = opts.serverUrl ?? TEST_SERVER_URL;
+  const prefix = opts.prefix ?? 'keel_test';
+  if (!/^[a-z_][a-z0-9_]*$/.test(prefix)) throw new Error(`database prefix must be a plain identifier: ${prefix}`);
   // 12 hex chars: collisions between concurrent workers are not a concern,
   // and the name stays a plain lower-case identifier (no quoting surprises).
-  const name = `keel_test_${randomBytes(6).toString('hex')}`;
-  await adminQuery(`CREATE DATABASE ${name}`);
+  const name = `${prefix}_${randomBytes(6).toString('hex')}`;
+  await adminQuery(serverUrl, `CREATE DATABASE ${name}`);
 
-  const url = databaseUrlFor(name);
+  const url = databaseUrlFor(name, serverUrl);
   try {
     if (opts.migrate !== false) await migrate(url);
   } catch (err) {
-    await adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => undefined);
+    await adminQuery(serverUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`).catch(() => undefined);
     throw err;
   }
 
-  const prisma = createPrisma(url, { max: 4 });
+  const prisma = createPrisma(url, { max: opts.poolMax ?? 4 });
   let dropped = false;
   return {
     url,
@@ -50,20 +65,20 @@ export async function createTestDatabase(opts: { migrate?: boolean } = {}): Prom
       await prisma.$disconnect().catch(() => undefined);
       // FORCE: a test that failed midway may have left sessions open (pg
       // clients, the adapter's pool); they must not keep the database alive.
-      await adminQuery(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await adminQuery(serverUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
     },
   };
 }
 
 /** Connection string for database `name` on the KEEL_TEST_PG server (same host, credentials and parameters). */
-export function databaseUrlFor(name: string): string {
-  const url = new URL(TEST_SERVER_URL);
+export function databaseUrlFor(name: string, serverUrl: string = TEST_SERVER_URL): string {
+  const url = new URL(serverUrl);
   url.pathname = `/${encodeURIComponent(name)}`;
   return url.toString();
 }
 
-async function adminQuery(sql: string): Promise<void> {
-  const client = new Client({ connectionString: TEST_SERVER_URL, application_name: 'keel-test-admin' });
+async function adminQuery(serverUrl: string, sql: string): Promise<void> {
+  const client = new Client({ connectionString: serverUrl, application_name: 'keel-test-admin' });
   client.on('error', () => undefined);
   await client.connect();
   try {

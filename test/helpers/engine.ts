@@ -2,6 +2,13 @@
  * The whole engine for a test file, with real parts: a Temporal dev server, a
  * scratch PostgreSQL database, an SMTP server, workers (in this process or as
  * child processes) and the API over real HTTP.
+ *
+ * The one place the engine is assembled: the tests, `npm run replay:record`
+ * (test/replay/record.ts) and `npm run bench:engine` (bench/engine.ts) all
+ * start it through {@link startEngine}; a test that needs a second API over
+ * other dependencies (a dead database, an unreachable Temporal) serves it with
+ * `engine.serveApi`, and tests of single activities build their dependencies
+ * with {@link createTestMemory} and {@link createTestEmail}.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -9,19 +16,21 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { Server } from 'node:http';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import type { Client } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
 import type { ActivityDeps } from '../../activities';
 import { createApp } from '../../api/app';
 import { loadConfig } from '../../config';
-import { createEmailConnector } from '../../connectors/email';
+import { createEmailConnector, type EmailConnector, type EmailConnectorOptions } from '../../connectors/email';
 import type { GoalSettings } from '../../workflows/types';
 import { createKeelWorker } from '../../workers/worker';
-import { createEmbeddedStore } from '../../memory/embedded-store';
+import { createEmbeddedStore, type EmbeddedStoreOptions } from '../../memory/embedded-store';
 import { createHashingEmbedder } from '../../memory/embedders';
 import { createMemoryService, type MemoryService } from '../../memory/service';
-import { createTestDatabase, type TestDatabase } from './db';
+import type { Db } from '../../db/prisma';
+import { createTestDatabase, type TestDatabase, type TestDatabaseOptions } from './db';
 import { startSmtpServer, type TestSmtpServer } from './smtp';
-import { startTemporal, workflowBundlePath } from './temporal';
+import { startTemporal, workflowBundlePath, type StartTemporalOptions } from './temporal';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -58,47 +67,115 @@ export interface TestEngine {
   spawnWorker(env?: Record<string, string>): Promise<ChildWorker>;
   /** Polls GET /v1/goals/:id until `predicate` holds. */
   waitForGoal(goalId: string, predicate: (goal: any) => boolean, timeoutMs?: number): Promise<any>;
+  /**
+   * Serves another API with this engine's configuration (key, task queue,
+   * settings, memory) over other dependencies, e.g. a database or Temporal
+   * client that is down; closed by close() if the caller did not.
+   */
+  serveApi(over?: { prisma?: Db; client?: Client }): Promise<ServedApi>;
   close(): Promise<void>;
 }
 
+/** An API served on an ephemeral port of 127.0.0.1. */
+export interface ServedApi {
+  url: string;
+  close(): Promise<void>;
+}
+
+/** How {@link startEngine} builds the engine; every default is what the tests use. */
+export interface EngineOptions {
+  settings?: Partial<GoalSettings>;
+  /** The scratch database (server, name prefix, pool size). */
+  database?: Omit<TestDatabaseOptions, 'migrate'>;
+  temporal?: StartTemporalOptions;
+  /** The workflow bundle workers run (default: the one the global setup built). */
+  workflowBundlePath?: string;
+  /** Who the API says acted (default `operator:test`). */
+  actor?: string;
+  /** Who signs drafts (default `Test Operator`). */
+  operatorName?: string;
+  /** Memory options for the API and every in-process worker. */
+  memory?: TestMemoryOptions;
+}
+
+/** The goal settings of a test engine: short enough to wait for, long enough not to fire by accident. */
+export const TEST_GOAL_SETTINGS: GoalSettings = {
+  approvalTimeoutMs: 60_000,
+  escalationTimeoutMs: 60_000,
+  connectorHeartbeatMs: 3_000,
+  maxReplans: 2,
+};
+
+/** Where test emails go when no SMTP URL is given. */
+const TEST_OUTBOX = path.join(ROOT, '.keel', 'test', 'outbox');
+
+export interface TestMemoryOptions {
+  /**
+   * Options of the embedded store. Default `{ verifyIntervalMs: 0 }` (a drift
+   * check after every read, so a test sees another process's deletes at
+   * once); `{}` gives the store's production defaults, as the benchmark wants.
+   */
+  store?: Pick<EmbeddedStoreOptions, 'verifyIntervalMs' | 'pageSize'>;
+}
+
 /** The default memory stack: offline hashing embedder behind the cache, embedded exact index. */
-export function createTestMemory(prisma: TestDatabase['prisma']): MemoryService {
+export function createTestMemory(prisma: TestDatabase['prisma'], opts: TestMemoryOptions = {}): MemoryService {
   const embedder = createHashingEmbedder();
   return createMemoryService({
     prisma,
     embedder,
-    store: createEmbeddedStore({ prisma, dims: embedder.dims, verifyIntervalMs: 0 }),
+    store: createEmbeddedStore({ prisma, dims: embedder.dims, ...(opts.store ?? { verifyIntervalMs: 0 }) }),
   });
 }
 
-export async function startEngine(opts: { settings?: Partial<GoalSettings> } = {}): Promise<TestEngine> {
-  const [db, temporal, smtp] = await Promise.all([createTestDatabase(), startTemporal(), startSmtpServer()]);
-  const taskQueue = `keel-test-${randomBytes(4).toString('hex')}`;
-  const apiKey = randomBytes(16).toString('hex');
-  const settings: GoalSettings = {
-    approvalTimeoutMs: 60_000,
-    escalationTimeoutMs: 60_000,
-    connectorHeartbeatMs: 3_000,
-    maxReplans: 2,
-    ...opts.settings,
-  };
-  const memory = createTestMemory(db.prisma);
-  const app = createApp({
-    client: temporal.client,
-    prisma: db.prisma,
-    memory,
-    apiKey,
-    taskQueue,
-    goalSettings: settings,
-    defaultBudgetUsd: 5,
-    actor: 'operator:test',
-  });
+/** The email connector a test worker uses: the test sender, to `smtpUrl` (or the test outbox without one). */
+export function createTestEmail(
+  prisma: Db,
+  smtpUrl: string | undefined,
+  opts: Partial<Pick<EmailConnectorOptions, 'faults' | 'progressIntervalMs' | 'outboxDir'>> = {},
+): EmailConnector {
+  return createEmailConnector({ from: 'Keel <keel@test.local>', outboxDir: TEST_OUTBOX, ...opts, smtpUrl, prisma });
+}
+
+/** Serves an Express app on an ephemeral port of 127.0.0.1. */
+export async function serveApp(app: ReturnType<typeof createApp>): Promise<ServedApi> {
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
   });
-  const apiUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+  };
+}
+
+export async function startEngine(opts: EngineOptions = {}): Promise<TestEngine> {
+  const [db, temporal, smtp] = await Promise.all([
+    createTestDatabase(opts.database),
+    startTemporal(opts.temporal),
+    startSmtpServer(),
+  ]);
+  const taskQueue = `keel-test-${randomBytes(4).toString('hex')}`;
+  const apiKey = randomBytes(16).toString('hex');
+  const settings: GoalSettings = { ...TEST_GOAL_SETTINGS, ...opts.settings };
+  const bundlePath = () => opts.workflowBundlePath ?? workflowBundlePath();
+  const operatorName = opts.operatorName ?? 'Test Operator';
+  const memory = createTestMemory(db.prisma, opts.memory);
+  const apiFor = (over: { prisma?: Db; client?: Client } = {}) =>
+    createApp({
+      client: over.client ?? temporal.client,
+      prisma: over.prisma ?? db.prisma,
+      memory,
+      apiKey,
+      taskQueue,
+      goalSettings: settings,
+      defaultBudgetUsd: 5,
+      actor: opts.actor ?? 'operator:test',
+    });
+  const api = await serveApp(apiFor());
+  const apiUrl = api.url;
   const workers: RunningWorker[] = [];
   const children: ChildWorker[] = [];
+  const extraApis: ServedApi[] = [];
 
   const engine: TestEngine = {
     db,
@@ -123,21 +200,16 @@ export async function startEngine(opts: { settings?: Partial<GoalSettings> } = {
       return { status: res.status, body: text ? JSON.parse(text) : undefined };
     },
     async startWorker(workerOpts = {}) {
-      const email = createEmailConnector({
-        smtpUrl: smtp.url,
-        from: 'Keel <keel@test.local>',
-        outboxDir: path.join(ROOT, '.keel', 'test', 'outbox'),
-        prisma: db.prisma,
-      });
-      const workerMemory = createTestMemory(db.prisma);
+      const email = createTestEmail(db.prisma, smtp.url);
+      const workerMemory = createTestMemory(db.prisma, opts.memory);
       const worker: Worker = await createKeelWorker({
         connection: temporal.nativeConnection,
         namespace: 'default',
         taskQueue,
         prisma: db.prisma,
         email,
-        workflowBundlePath: workflowBundlePath(),
-        operatorName: 'Test Operator',
+        workflowBundlePath: bundlePath(),
+        operatorName,
         workingSetTokens: loadConfig({}).KEEL_WORKING_SET_TOKENS,
         planner: workerOpts.planner,
         memory: workerMemory,
@@ -164,8 +236,8 @@ export async function startEngine(opts: { settings?: Partial<GoalSettings> } = {
           TEMPORAL_NAMESPACE: 'default',
           KEEL_TASK_QUEUE: taskQueue,
           SMTP_URL: smtp.url,
-          KEEL_WORKFLOW_BUNDLE: workflowBundlePath(),
-          KEEL_OPERATOR_NAME: 'Test Operator',
+          KEEL_WORKFLOW_BUNDLE: bundlePath(),
+          KEEL_OPERATOR_NAME: operatorName,
           ...env,
         },
         stdio: ['ignore', 'pipe', 'pipe'],
@@ -224,10 +296,18 @@ export async function startEngine(opts: { settings?: Partial<GoalSettings> } = {
         `goal ${goalId} did not reach the expected state in ${timeoutMs} ms; last: ${JSON.stringify(last)}`,
       );
     },
+    async serveApi(over = {}) {
+      const served = await serveApp(apiFor(over));
+      let closed: Promise<void> | undefined;
+      const handle: ServedApi = { url: served.url, close: () => (closed ??= served.close()) };
+      extraApis.push(handle);
+      return handle;
+    },
     async close() {
       await Promise.all(children.map((c) => c.kill('SIGKILL')));
       await Promise.all(workers.map((w) => w.stop().catch(() => undefined)));
-      await new Promise((r) => server.close(r));
+      await Promise.all(extraApis.map((a) => a.close()));
+      await api.close();
       await memory.store.close();
       await smtp.close();
       await temporal.teardown();

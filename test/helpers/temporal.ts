@@ -26,16 +26,30 @@ export function quietTemporalRuntime(): void {
   });
 }
 
-export async function startTemporal(): Promise<TestWorkflowEnvironment> {
+/** Options of {@link startTemporal}. */
+export interface StartTemporalOptions {
+  /**
+   * The Temporal CLI binary; default KEEL_TEST_TEMPORAL_CLI (set by the global
+   * setup). `null`: let the SDK download one (what scripts/temporal-cli.js
+   * answers when it found none).
+   */
+  cliPath?: string | null;
+  /** The dev server's own log level (default `warn`). */
+  logLevel?: 'warn' | 'error';
+}
+
+/** A local Temporal dev server with Keel's search attributes. */
+export async function startTemporal(opts: StartTemporalOptions = {}): Promise<TestWorkflowEnvironment> {
   quietTemporalRuntime();
-  const cli = process.env.KEEL_TEST_TEMPORAL_CLI;
-  if (!cli) throw new Error('KEEL_TEST_TEMPORAL_CLI is not set: run the tests through jest (test/global-setup.ts)');
+  const cli = opts.cliPath === undefined ? process.env.KEEL_TEST_TEMPORAL_CLI : opts.cliPath;
+  if (cli === undefined || cli === '')
+    throw new Error('KEEL_TEST_TEMPORAL_CLI is not set: run the tests through jest (test/global-setup.ts)');
   return TestWorkflowEnvironment.createLocal({
     server: {
-      executable: { type: 'existing-path', path: cli },
+      ...(cli ? { executable: { type: 'existing-path' as const, path: cli } } : {}),
       ip: '127.0.0.1',
       searchAttributes: [KeelStatus, KeelPendingApprovals],
-      log: { format: 'pretty', level: 'warn' },
+      log: { format: 'pretty', level: opts.logLevel ?? 'warn' },
     },
   });
 }

@@ -10,7 +10,7 @@ import { ApplicationFailure, CancelledFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import { loadConfig } from '../../config';
-import { createEmailConnector, type EmailConnector } from '../../connectors/email';
+import type { EmailConnector } from '../../connectors/email';
 import type { FaultHooks } from '../../lib/faults';
 import type { MemoryService } from '../../memory/service';
 import { planOffline } from '../../planner/offline';
@@ -24,7 +24,7 @@ import { stableId } from '../../tools/runtime';
 import { emailDraft, emailSend, memoryRecall, outcomeRecord, textSummarize } from '../../tools/registry';
 import { requiresApproval } from '../../workflows/policy';
 import { createTestDatabase, type TestDatabase } from '../helpers/db';
-import { createTestMemory } from '../helpers/engine';
+import { createTestEmail, createTestMemory } from '../helpers/engine';
 import { startSmtpServer, type TestSmtpServer } from '../helpers/smtp';
 
 type ToolActivities = ReturnType<typeof createToolActivities>;
@@ -41,17 +41,10 @@ const cleanups: (() => Promise<unknown>)[] = [];
 
 /** An email connector over `smtpUrl`, closed after the file. */
 function connector(smtpUrl: string, opts: { faults?: FaultHooks; progressIntervalMs?: number } = {}) {
-  const c = createEmailConnector({
-    smtpUrl,
-    from: 'Keel <keel@test.local>',
-    outboxDir: OUTBOX,
-    prisma: db.prisma,
-    ...opts,
-  });
+  const c = createTestEmail(db.prisma, smtpUrl, { outboxDir: OUTBOX, ...opts });
   cleanups.push(() => c.close());
   return c;
 }
-
 /** The step activities over this file's database and memory, sending with `mail`. */
 function activitiesWith(mail: EmailConnector): ToolActivities {
   return createToolActivities({
