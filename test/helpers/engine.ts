@@ -16,7 +16,6 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import type { Server } from 'node:http';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import type { Client } from '@temporalio/client';
 import type { Worker } from '@temporalio/worker';
 import type { ActivityDeps } from '../../activities';
 import { createApp } from '../../api/app';
@@ -69,10 +68,11 @@ export interface TestEngine {
   waitForGoal(goalId: string, predicate: (goal: any) => boolean, timeoutMs?: number): Promise<any>;
   /**
    * Serves another API with this engine's configuration (key, task queue,
-   * settings, memory) over other dependencies, e.g. a database or Temporal
-   * client that is down; closed by close() if the caller did not.
+   * settings, memory) with some dependencies replaced, e.g. a database or a
+   * Temporal client that is down, or a shorter Temporal deadline; closed by
+   * close() if the caller did not.
    */
-  serveApi(over?: { prisma?: Db; client?: Client }): Promise<ServedApi>;
+  serveApi(over?: Partial<AppDeps>): Promise<ServedApi>;
   close(): Promise<void>;
 }
 
@@ -137,6 +137,9 @@ export function createTestEmail(
   return createEmailConnector({ from: 'Keel <keel@test.local>', outboxDir: TEST_OUTBOX, ...opts, smtpUrl, prisma });
 }
 
+/** What the API is built from. */
+type AppDeps = Parameters<typeof createApp>[0];
+
 /** Serves an Express app on an ephemeral port of 127.0.0.1. */
 export async function serveApp(app: ReturnType<typeof createApp>): Promise<ServedApi> {
   const server: Server = await new Promise((resolve) => {
@@ -160,16 +163,17 @@ export async function startEngine(opts: EngineOptions = {}): Promise<TestEngine>
   const bundlePath = () => opts.workflowBundlePath ?? workflowBundlePath();
   const operatorName = opts.operatorName ?? 'Test Operator';
   const memory = createTestMemory(db.prisma, opts.memory);
-  const apiFor = (over: { prisma?: Db; client?: Client } = {}) =>
+  const apiFor = (over: Partial<AppDeps> = {}) =>
     createApp({
-      client: over.client ?? temporal.client,
-      prisma: over.prisma ?? db.prisma,
+      client: temporal.client,
+      prisma: db.prisma,
       memory,
       apiKey,
       taskQueue,
       goalSettings: settings,
       defaultBudgetUsd: 5,
       actor: opts.actor ?? 'operator:test',
+      ...over,
     });
   const api = await serveApp(apiFor());
   const apiUrl = api.url;
