@@ -16,18 +16,20 @@ export function classifyGoal(
   goal: Pick<PlanGoalInput, 'title' | 'description' | 'kind' | 'input'>,
 ): { kind: 'email'; to: string; purpose: string } | { kind: 'note'; source: string } {
   const text = `${goal.title}\n${goal.description ?? ''}`;
-  const inputTo = typeof goal.input.to === 'string' ? goal.input.to : undefined;
+  const text_ = (v: unknown) => (typeof v === 'string' && v.trim() !== '' ? v : undefined);
+  /** A blank string says nothing: the title and description speak instead. */
+  const given = (v: unknown) => (typeof v === 'string' && v.trim() !== '' ? v : undefined);
+  const inputTo = given(goal.input.to);
   const mentioned = text.match(EMAIL_RE)?.[0];
   const wantsEmail =
     goal.kind === 'email' ||
     (goal.kind !== 'note' && goal.kind !== 'summary' && /\b(e-?mail|reply|write to|send)\b/i.test(text));
   const to = inputTo ?? mentioned;
   if (wantsEmail && to) {
-    const purpose = typeof goal.input.purpose === 'string' ? goal.input.purpose : goal.title;
+    const purpose = given(goal.input.purpose) ?? goal.title;
     return { kind: 'email', to, purpose };
   }
-  const source =
-    typeof goal.input.text === 'string' ? goal.input.text : [goal.title, goal.description].filter(Boolean).join('\n\n');
+  const source = given(goal.input.text) ?? [goal.title, goal.description].filter(Boolean).join('\n\n');
   return { kind: 'note', source };
 }
 

@@ -78,7 +78,7 @@ export type KeelEvent =
   | { type: 'step.started'; data: { stepId: string; tool: string; attempt: number } }
   | {
       type: 'step.completed';
-      data: { stepId: string; tool: string; output: StepOutput; costUsd: number; model?: string };
+      data: { stepId: string; tool: string; attempt: number; output: StepOutput; costUsd: number; model?: string };
     }
   | { type: StepEndType; data: { stepId: string; planVersion: number; error?: string } }
   | {

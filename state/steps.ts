@@ -34,7 +34,12 @@ export async function recordStepStarted(prisma: Db, step: StepRef, attempt: numb
 }
 
 /** The step finished: its output, cost, model, prompt hash and the memories it used. */
-export async function recordStepCompleted(prisma: Db, step: StepRef, result: StepResult): Promise<void> {
+export async function recordStepCompleted(
+  prisma: Db,
+  step: StepRef,
+  result: StepResult,
+  attempt: number,
+): Promise<void> {
   await prisma.$transaction([
     prisma.step.updateMany({
       where: whereStep(step),
@@ -56,6 +61,7 @@ export async function recordStepCompleted(prisma: Db, step: StepRef, result: Ste
         data: {
           stepId: step.stepId,
           tool: step.tool,
+          attempt,
           output: result.output,
           costUsd: result.costUsd,
           model: result.model,
@@ -73,7 +79,12 @@ export async function compensateArtifactStep(
 ): Promise<void> {
   await prisma.$transaction(async (tx) => {
     if (input.output.ref) await setArtifactStatus(tx, input.output.ref, status, input.reason);
-    await tx.step.updateMany({ where: whereStep(input), data: { status: 'compensated' } });
+    const changed = await tx.step.updateMany({
+      where: { ...whereStep(input), NOT: { status: 'compensated' } },
+      data: { status: 'compensated' },
+    });
+    // A retried compensation finds the step already compensated and logs nothing twice.
+    if (changed.count === 0) return;
     await appendEvents(tx, [
       {
         goalId: input.goalId,

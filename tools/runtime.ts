@@ -94,7 +94,8 @@ export function toolActivity<I extends z.ZodObject, O extends z.ZodType<StepOutp
       );
     }
     const ref = { goalId: step.goalId, planVersion: step.planVersion, stepId: step.stepId, tool: step.tool };
-    await recordStepStarted(deps.prisma, ref, attempt());
+    const tried = attempt();
+    await recordStepStarted(deps.prisma, ref, tried);
     const r = await impl.run(parsed.data, step, deps);
     const output = spec.output.safeParse(r.output);
     if (!output.success) {
@@ -105,7 +106,7 @@ export function toolActivity<I extends z.ZodObject, O extends z.ZodType<StepOutp
       );
     }
     const result: StepResult = { costUsd: 0, inputTokens: 0, outputTokens: 0, ...r, output: output.data };
-    await recordStepCompleted(deps.prisma, ref, result);
+    await recordStepCompleted(deps.prisma, ref, result, tried);
     return result;
   };
 }

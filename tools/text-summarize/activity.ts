@@ -6,7 +6,11 @@ import { textSummarize } from './spec';
 export const summarizeText = implementTool(textSummarize, async ({ source, context }, step, deps) => {
   const text = await textOf(deps.prisma, source);
   const sentences = text.replace(/\s+/g, ' ').match(/[^.!?]+[.!?]?/g) ?? [text];
-  const gist = sentences.slice(0, 3).join(' ').trim() || '(empty source)';
+  const gist =
+    sentences
+      .slice(0, 3)
+      .map((x) => x.trim())
+      .join(' ') || '(empty source)';
   const related = context && context.items > 0 ? context.items : 0;
   const content = `${gist}\n\nRelated items on record: ${related}.\n-- summarized by Keel, ${OFFLINE_LABEL}`;
   const ref = await saveArtifact(
