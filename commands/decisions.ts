@@ -70,6 +70,8 @@ export async function decide(deps: CommandDeps, request: DecisionRequest): Promi
     if (err instanceof UnavailableError) {
       throw new UnavailableError(
         `the decision on approval ${approval.id} is not confirmed; retry it (the same decision is applied once): ${err.message}`,
+        undefined,
+        err.unreachable,
       );
     }
     throw err;
@@ -96,7 +98,7 @@ export type BatchOutcome =
 /**
  * Decides many approvals, each independently, at most DECISION_CONCURRENCY
  * at a time, answering in the order given. Once one decision finds Temporal
- * unavailable, those not yet sent are not sent: they answer with the same
+ * unreachable, those not yet sent are not sent: they answer with the same
  * cause instead of each waiting out its own deadline.
  */
 export async function decideMany(deps: CommandDeps, requests: DecisionRequest[]): Promise<BatchOutcome[]> {
@@ -111,7 +113,11 @@ export async function decideMany(deps: CommandDeps, requests: DecisionRequest[])
         outcomes[i] = {
           ok: false,
           approvalId: request.approvalId,
-          error: new UnavailableError(`not sent, Temporal was unavailable for this batch: ${down.message}`),
+          error: new UnavailableError(
+            `not sent, Temporal was unavailable for this batch: ${down.message}`,
+            undefined,
+            true,
+          ),
         };
         continue;
       }
@@ -119,7 +125,8 @@ export async function decideMany(deps: CommandDeps, requests: DecisionRequest[])
         outcomes[i] = { ok: true, answer: await decide(deps, request) };
       } catch (err) {
         if (!(err instanceof CommandError)) throw err;
-        if (err instanceof UnavailableError) down ??= err;
+        // Only an unreachable Temporal stops the batch: a slow answer for one goal says nothing about the others.
+        if (err instanceof UnavailableError && err.unreachable) down ??= err;
         outcomes[i] = { ok: false, approvalId: request.approvalId, error: err };
       }
     }

@@ -43,7 +43,12 @@ export class InvalidError extends CommandError {
 
 /** A dependency (Temporal) did not answer or refused for reasons of its own; retrying later may work. */
 export class UnavailableError extends CommandError {
-  constructor(message: string, details?: Record<string, unknown>) {
+  constructor(
+    message: string,
+    details?: Record<string, unknown>,
+    /** True when the transport failed (no connection), not merely slow: other calls will fail the same way. */
+    readonly unreachable = false,
+  ) {
     super('unavailable', message, details);
     this.name = 'UnavailableError';
   }

@@ -15,6 +15,9 @@ import { ConflictError, NotFoundError, UnavailableError } from './errors';
 import { callTemporal } from './temporal';
 import type { CommandDeps } from './types';
 
+/** Who goal creation and cancel requests through the API are recorded as in the audit log (as before commands/). */
+const API_ACTOR = 'api';
+
 export interface StartGoalRequest {
   title: string;
   description?: string;
@@ -49,7 +52,7 @@ export async function startGoal(deps: CommandDeps, request: StartGoalRequest): P
       budgetUsd: request.budgetUsd,
       requestId: request.requestId,
     },
-    'api',
+    API_ACTOR,
   );
   if (!isFinished(goal.status)) await startWorkflow(deps, goal);
   return { goalId: goal.id, workflowId: goal.workflowId, status: goal.status };
@@ -86,9 +89,11 @@ async function startWorkflow(deps: CommandDeps, goal: StoredGoal): Promise<void>
       const retry = goal.requestId
         ? 'retry with the same requestId to start it'
         : 'send a requestId next time so a retry starts this goal instead of a new one';
-      throw new UnavailableError(`goal ${goal.id} is stored but not started (${retry}): ${err.message}`, {
-        goalId: goal.id,
-      });
+      throw new UnavailableError(
+        `goal ${goal.id} is stored but not started (${retry}): ${err.message}`,
+        { goalId: goal.id },
+        err.unreachable,
+      );
     }
     throw err;
   }
@@ -113,7 +118,7 @@ export async function cancelGoal(
   const reason = request.reason ?? 'cancelled through the API';
   try {
     await callTemporal(deps.client, deps.temporalTimeoutMs, () =>
-      deps.client.workflow.getHandle(goal.workflowId).signal(cancelSignal, { reason, actor: deps.actor }),
+      deps.client.workflow.getHandle(goal.workflowId).signal(cancelSignal, { reason, actor: API_ACTOR }),
     );
   } catch (err) {
     if (!(err instanceof WorkflowNotFoundError)) throw err;
@@ -121,7 +126,7 @@ export async function cancelGoal(
     if (after.goalStatus === 'cancelled') return { goalId: goal.id, status: 'cancelled' };
     throw new ConflictError(`goal ${goal.id} can no longer be cancelled: ${after.explanation}`);
   }
-  await recordCancelRequest(deps.prisma, { goalId: goal.id, reason: request.reason, actor: deps.actor });
+  await recordCancelRequest(deps.prisma, { goalId: goal.id, reason: request.reason, actor: API_ACTOR });
   return { goalId: goal.id, status: 'cancelling' };
 }
 

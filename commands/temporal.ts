@@ -44,10 +44,9 @@ const GRPC_CODES = [
 const PERMISSION_DENIED = 7;
 const UNAUTHENTICATED = 16;
 const DEADLINE_EXCEEDED = 4;
+const UNAVAILABLE = 14;
 /** Codes that say the server cannot serve now (or will not serve us), as opposed to an answer about the workflow. */
-const UNAVAILABLE_CODES = new Set([2, PERMISSION_DENIED, 8, 10, 13, 14, 15, UNAUTHENTICATED]);
-
-type GrpcStatus = Parameters<Parameters<typeof makeGrpcRetryInterceptor>[0]['retryableDecider']>[1];
+const UNAVAILABLE_CODES = new Set([2, PERMISSION_DENIED, 8, 10, 13, 15, UNAUTHENTICATED]);
 
 /** The last time a connection's call failed for a reason of the transport or the server, and how. */
 interface TransportFailure {
@@ -64,13 +63,12 @@ const describeStatus = (s: { code: number; details?: string }) =>
  * - lazy: the API starts and answers (503 naming Temporal) while Temporal is down;
  * - reconnect backoff capped at one second (gRPC's default grows to two minutes), so calls
  *   succeed again within about a second of Temporal's return;
- * - the SDK's own retry policy, with a decider that also notes each attempt's failure, because
- *   once the deadline passes the call only reports DEADLINE_EXCEEDED and the real cause
- *   (`14 UNAVAILABLE: ... ECONNREFUSED`) would be lost.
+ * - the SDK's own retry policy, kept within each call's deadline, noting each attempt's
+ *   failure, because once the deadline passes the call only reports DEADLINE_EXCEEDED and
+ *   the real cause (`14 UNAVAILABLE: ... ECONNREFUSED`) would be lost.
  */
 export function temporalConnection(options: ConnectionOptions = {}): Connection {
   const log: { last?: TransportFailure } = {};
-  const defaults = defaultGrpcRetryOptions();
   const connection = Connection.lazy({
     ...options,
     channelArgs: {
@@ -78,21 +76,35 @@ export function temporalConnection(options: ConnectionOptions = {}): Connection 
       'grpc.max_reconnect_backoff_ms': 1000,
       ...options.channelArgs,
     },
-    interceptors: [
-      makeGrpcRetryInterceptor({
-        delayFunction: defaults.delayFunction,
-        retryableDecider(attempt: number, status: GrpcStatus) {
-          if (isRetryableError(status) || status.code === UNAUTHENTICATED || status.code === PERMISSION_DENIED) {
-            log.last = { at: Date.now(), text: describeStatus(status) };
-          }
-          return defaults.retryableDecider(attempt, status);
-        },
-      }),
-      ...(options.interceptors ?? []),
-    ],
+    interceptors: [retryWithinDeadline(log), ...(options.interceptors ?? [])],
   });
   transportFailures.set(connection, log);
   return connection;
+}
+
+type Interceptor = NonNullable<ConnectionOptions['interceptors']>[number];
+
+/**
+ * The SDK's retry interceptor with its default policy, except that it never
+ * sleeps past the call's deadline: its backoff reaches 5 s, so a retry timer
+ * would otherwise outlive the deadline and the answer, and could fire into a
+ * connection closed meanwhile. Each attempt's failure is noted in `log`.
+ */
+function retryWithinDeadline(log: { last?: TransportFailure }): Interceptor {
+  const defaults = defaultGrpcRetryOptions();
+  return (callOptions, nextCall) => {
+    const deadline = callOptions.deadline === undefined ? Infinity : Number(callOptions.deadline);
+    return makeGrpcRetryInterceptor({
+      delayFunction: (attempt, status) =>
+        Math.max(0, Math.min(defaults.delayFunction(attempt, status), deadline - Date.now())),
+      retryableDecider(attempt, status) {
+        if (isRetryableError(status) || status.code === UNAUTHENTICATED || status.code === PERMISSION_DENIED) {
+          log.last = { at: Date.now(), text: describeStatus(status) };
+        }
+        return Date.now() < deadline && defaults.retryableDecider(attempt, status);
+      },
+    })(callOptions, nextCall);
+  };
 }
 
 /** A gRPC status error somewhere in an SDK error's cause chain. */
@@ -139,19 +151,22 @@ export async function callTemporal<T>(client: Client, timeoutMs: number, fn: () 
     const status = grpcCause(err);
     const last = transportFailures.get(client.connection)?.last;
     const recent = last && last.at >= started ? last.text : undefined;
+    // UNAVAILABLE is Temporal not answering too: the retries ran out at (or before) the deadline.
     if (
       err === TIMED_OUT ||
       err instanceof WorkflowUpdateRPCTimeoutOrCancelledError ||
-      status?.code === DEADLINE_EXCEEDED
+      status?.code === DEADLINE_EXCEEDED ||
+      status?.code === UNAVAILABLE
     ) {
       const cause =
         recent ??
         (status && status.code !== DEADLINE_EXCEEDED ? status.message : undefined) ??
         'no answer before the deadline: is the server overloaded, or is no worker running the workflow?';
-      throw new UnavailableError(`Temporal did not answer within ${timeoutMs} ms (${cause})`);
+      const unreachable = recent !== undefined || status?.code === UNAVAILABLE;
+      throw new UnavailableError(`Temporal did not answer within ${timeoutMs} ms (${cause})`, undefined, unreachable);
     }
     if (status && UNAVAILABLE_CODES.has(status.code)) {
-      throw new UnavailableError(`Temporal refused the call (${status.message})`);
+      throw new UnavailableError(`Temporal refused the call (${status.message})`, undefined, true);
     }
     throw err;
   } finally {

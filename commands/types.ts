@@ -11,6 +11,6 @@ export interface CommandDeps {
   defaultBudgetUsd: number;
   /** Deadline of every Temporal call a command makes (KEEL_TEMPORAL_TIMEOUT_MS). */
   temporalTimeoutMs: number;
-  /** Who decisions and cancel requests made through these commands are recorded as. */
+  /** Who decisions made through these commands are recorded as. */
   actor: string;
 }
