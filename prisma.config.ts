@@ -1,8 +1,9 @@
 import { defineConfig } from 'prisma/config';
+import { databaseUrl } from './config';
 
 // Prisma 7 reads the connection from here. Keel applies its own SQL
 // migrations (scripts/migrate.ts), so only `prisma generate` uses this file.
 export default defineConfig({
   schema: 'prisma/schema.prisma',
-  datasource: { url: process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/keel' },
+  datasource: { url: databaseUrl() },
 });

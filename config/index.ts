@@ -67,3 +67,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
 export function defaultConfig(): Config {
   return loadConfig({});
 }
+
+/**
+ * DATABASE_URL alone, parsed by the same schema: for the migration and
+ * rebuild scripts, which must not fail because an unrelated setting is invalid.
+ */
+export function databaseUrl(env: NodeJS.ProcessEnv = process.env): string {
+  return configSchema.shape.DATABASE_URL.parse(env.DATABASE_URL);
+}

@@ -16,7 +16,6 @@ export function classifyGoal(
   goal: Pick<PlanGoalInput, 'title' | 'description' | 'kind' | 'input'>,
 ): { kind: 'email'; to: string; purpose: string } | { kind: 'note'; source: string } {
   const text = `${goal.title}\n${goal.description ?? ''}`;
-  const text_ = (v: unknown) => (typeof v === 'string' && v.trim() !== '' ? v : undefined);
   /** A blank string says nothing: the title and description speak instead. */
   const given = (v: unknown) => (typeof v === 'string' && v.trim() !== '' ? v : undefined);
   const inputTo = given(goal.input.to);

@@ -5,17 +5,17 @@
  *   node -r ts-node/register scripts/migrate.ts down     revert the last applied migration
  *   node -r ts-node/register scripts/migrate.ts status   list applied / pending / edited / missing
  *
- * Reads DATABASE_URL directly rather than through loadConfig(): migrating
+ * Reads DATABASE_URL alone (config's databaseUrl()) rather than loadConfig(): migrating
  * must not fail because some unrelated setting (Slack, OpenAI...) is invalid.
  */
+import { databaseUrl as configuredDatabaseUrl } from '../config';
 import { ensureDatabase, migrate, redactUrl, rollback, status } from '../db/migrations';
 
-const DEFAULT_DATABASE_URL = 'postgresql://postgres@127.0.0.1:5432/keel';
 const USAGE = 'usage: scripts/migrate.ts up|down|status';
 
 async function run(): Promise<void> {
   const command = process.argv[2];
-  const databaseUrl = process.env.DATABASE_URL ?? DEFAULT_DATABASE_URL;
+  const databaseUrl = configuredDatabaseUrl();
   const where = redactUrl(databaseUrl);
 
   switch (command) {

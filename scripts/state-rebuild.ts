@@ -3,10 +3,11 @@
  * and artifacts from the event log into a scratch schema and reports every
  * difference from the live tables. Exits 1 when there is any.
  */
+import { databaseUrl } from '../config';
 import { rebuildAndCompare } from '../state/rebuild';
 
 async function run() {
-  const url = process.env.DATABASE_URL ?? 'postgresql://postgres@127.0.0.1:5432/keel';
+  const url = databaseUrl();
   const keep = process.argv.includes('--keep');
   const report = await rebuildAndCompare(url, { keep });
   console.log(

@@ -3,8 +3,6 @@ import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import type { Decision, GoalState } from './types';
 
-export const DEFAULT_TASK_QUEUE = 'keel';
-
 export const goalWorkflowId = (goalId: string): string => `goal-${goalId}`;
 
 /** A decision on a pending approval. Durable even while no worker runs. */
