@@ -8,11 +8,9 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { createServer, type Server } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import type { Server as HttpServer } from 'node:http';
 import * as grpc from '@grpc/grpc-js';
 import { Client, Connection, defaultGrpcRetryOptions, makeGrpcRetryInterceptor } from '@temporalio/client';
-import { createApp } from '../../api/app';
-import { createPrisma, type Db } from '../../db/prisma';
+import { createPrisma } from '../../db/prisma';
 import { databaseUrlFor } from '../helpers/db';
 import { startEngine, type TestEngine } from '../helpers/engine';
 
@@ -64,17 +62,6 @@ async function counts() {
   return { goals, events, inbound, approvals };
 }
 
-/** Serves a second app on an ephemeral port; returns its base URL and a closer. */
-async function serve(app: ReturnType<typeof createApp>): Promise<{ url: string; close: () => Promise<void> }> {
-  const server: HttpServer = await new Promise((resolve) => {
-    const s = app.listen(0, '127.0.0.1', () => resolve(s));
-  });
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () => new Promise((r) => server.close(() => r())),
-  };
-}
-
 /** A port nothing listens on: bind an ephemeral one, then release it. */
 async function closedPort(): Promise<number> {
   const s: Server = createServer();
@@ -82,19 +69,6 @@ async function closedPort(): Promise<number> {
   const { port } = s.address() as AddressInfo;
   await new Promise((r) => s.close(r));
   return port;
-}
-
-function appWith(over: { prisma?: Db; client?: Client }) {
-  return createApp({
-    client: over.client ?? engine.temporal.client,
-    prisma: over.prisma ?? engine.db.prisma,
-    memory: engine.memory,
-    apiKey: engine.apiKey,
-    taskQueue: engine.taskQueue,
-    goalSettings: engine.settings,
-    defaultBudgetUsd: 5,
-    actor: 'operator:test',
-  });
 }
 
 /** Workflow executions whose id is exactly goal-<goalId>, as Temporal's visibility store sees them. */
@@ -178,7 +152,7 @@ describe('healthz when a dependency is down', () => {
     ['a database that does not exist', async () => databaseUrlFor(`keel_missing_${uniq()}`)],
   ])('%s: 503 naming postgres, temporal still up', async (_name, url) => {
     const prisma = createPrisma(await url(), { max: 1 });
-    const api = await serve(appWith({ prisma }));
+    const api = await engine.serveApi({ prisma });
     try {
       const res = await raw('GET', '/healthz', { base: api.url });
       expect(res.status).toBe(503);
@@ -207,7 +181,7 @@ describe('healthz when a dependency is down', () => {
       address: `127.0.0.1:${await closedPort()}`,
       interceptors: [makeGrpcRetryInterceptor(defaultGrpcRetryOptions()), spy],
     });
-    const api = await serve(appWith({ client: new Client({ connection }) }));
+    const api = await engine.serveApi({ client: new Client({ connection }) });
     try {
       const started = Date.now();
       const res = await raw('GET', '/healthz', { base: api.url });

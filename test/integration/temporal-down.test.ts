@@ -7,18 +7,16 @@
  */
 import { randomBytes } from 'node:crypto';
 import { createServer, connect, type Server, type Socket, type AddressInfo } from 'node:net';
-import type { Server as HttpServer } from 'node:http';
 import { Client } from '@temporalio/client';
-import { createApp } from '../../api/app';
 import { temporalConnection } from '../../commands/temporal';
-import { startEngine, type TestEngine } from '../helpers/engine';
+import { startEngine, type ServedApi, type TestEngine } from '../helpers/engine';
 
 const DEADLINE_MS = 2_000;
 
 let engine: TestEngine;
 let proxy: TcpProxy;
 let connection: ReturnType<typeof temporalConnection>;
-let api: { url: string; close(): Promise<void> };
+let api: ServedApi;
 
 /** A TCP proxy to the dev server that can play dead: `down()` refuses connections and cuts open ones. */
 interface TcpProxy {
@@ -70,30 +68,17 @@ beforeAll(async () => {
   await engine.startWorker();
   proxy = await startProxy(engine.temporal.address);
   connection = temporalConnection({ address: proxy.address });
-  const app = createApp({
+  // The API as api/main.ts builds it, but reaching Temporal through the proxy and with a 2 s deadline.
+  api = await engine.serveApi({
     client: new Client({ connection, namespace: 'default' }),
-    prisma: engine.db.prisma,
-    memory: engine.memory,
-    apiKey: engine.apiKey,
-    taskQueue: engine.taskQueue,
-    goalSettings: engine.settings,
-    defaultBudgetUsd: 5,
     temporalTimeoutMs: DEADLINE_MS,
-    actor: 'operator:test',
   });
-  const server: HttpServer = await new Promise((resolve) => {
-    const s = app.listen(0, '127.0.0.1', () => resolve(s));
-  });
-  api = {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () => new Promise((r) => server.close(() => r())),
-  };
 });
 afterAll(async () => {
   await api?.close();
   await proxy?.close();
-  // Closing is safe only once no retry is pending: the SDK's retry timer throws into a closed channel.
-  await connection?.close().catch(() => undefined);
+  // Its retries end by their call's deadline (commands/temporal.ts), so none fires into the closed channel.
+  await connection?.close();
   await engine?.close();
 });
 
