@@ -1,4 +1,4 @@
-/** JSON errors with the right status: `{error: {code, message}}`. */
+/** JSON errors with the right status: `{error: {code, message}}`; commands' typed errors map to 404, 409, 400, 503. */
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import type { z } from 'zod';
 import { CommandError, type CommandErrorKind } from '../commands/errors';
@@ -17,8 +17,7 @@ export class HttpError extends Error {
 
 export const badRequest = (message: string, details?: unknown) => new HttpError(400, 'bad_request', message, details);
 export const notFound = (what: string) => new HttpError(404, 'not_found', `${what} does not exist`);
-export const conflict = (message: string) => new HttpError(409, 'conflict', message);
-export const unavailable = (message: string) => new HttpError(503, 'unavailable', message);
+// Conflicts and unavailability come from commands/ as typed errors (see httpErrorOf below).
 
 /** Parses a body or query with zod; a 400 names every bad field. */
 export function parse<T extends z.ZodTypeAny>(schema: T, value: unknown, where: 'body' | 'query' = 'body'): z.infer<T> {
