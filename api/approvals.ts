@@ -7,13 +7,9 @@ import { httpErrorOf, parse, route } from './errors';
 import { commandDeps, type AppDeps } from './types';
 import { approvalView } from './views';
 
-// The email tool's editable fields for now; the tool's spec will name them (tools/<tool>/spec.ts).
-const edits = z
-  .strictObject({
-    subject: z.string().min(1).max(998).optional(),
-    body: z.string().min(1).max(100_000).optional(),
-  })
-  .refine((e) => e.subject !== undefined || e.body !== undefined, 'edits must change subject or body');
+// Field names and text here; which fields a step's tool lets the operator change, and their limits, are
+// its spec's to say (tools/<tool>/spec.ts), checked by the decide command.
+const edits = z.record(z.string().min(1).max(100), z.string().max(100_000));
 
 const decisionFields = {
   decision: z.enum(DECISIONS),
@@ -35,10 +31,6 @@ const listQuery = z.object({
   goalId: z.string().optional(),
   limit: z.coerce.number().int().min(1).max(500).default(100),
 });
-
-/** Zod's optional edit fields as the Decision's plain record of changed fields. */
-const changed = (e: z.infer<typeof edits> | undefined): Record<string, string> | undefined =>
-  e ? Object.fromEntries(Object.entries(e).filter((kv): kv is [string, string] => kv[1] !== undefined)) : undefined;
 
 export function approvalRoutes(deps: AppDeps): Router {
   const { prisma } = deps;
@@ -72,7 +64,7 @@ export function approvalRoutes(deps: AppDeps): Router {
         await decide(commands, {
           approvalId: String(req.params.approvalId),
           decision: body.decision,
-          edits: changed(body.edits),
+          edits: body.edits,
           comment: body.comment,
         }),
       );
@@ -84,10 +76,7 @@ export function approvalRoutes(deps: AppDeps): Router {
     '/approvals/decisions',
     route(async (req, res) => {
       const body = parse(batchBody, req.body);
-      const outcomes = await decideMany(
-        commands,
-        body.decisions.map((d) => ({ ...d, edits: changed(d.edits) })),
-      );
+      const outcomes = await decideMany(commands, body.decisions);
       res.json({
         results: outcomes.map((o) => {
           if (o.ok) return o.answer;

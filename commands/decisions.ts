@@ -9,7 +9,8 @@ import { createHash } from 'node:crypto';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { Decision, DecisionKind } from '../shared/goal';
 import { decideUpdate } from '../workflows/messages';
-import { CommandError, ConflictError, NotFoundError, UnavailableError } from './errors';
+import { checkEdits, toolOfApproval } from '../state/approvals';
+import { CommandError, ConflictError, InvalidError, NotFoundError, UnavailableError } from './errors';
 import { reconcileFromTemporal } from './goals';
 import { callTemporal } from './temporal';
 import type { CommandDeps } from './types';
@@ -40,10 +41,16 @@ export const DECISION_CONCURRENCY = 8;
 export async function decide(deps: CommandDeps, request: DecisionRequest): Promise<DecisionAnswer> {
   const approval = await deps.prisma.approval.findUnique({
     where: { id: request.approvalId },
-    select: { id: true, status: true, goal: { select: { id: true, workflowId: true } } },
+    select: { id: true, status: true, goalId: true, stepId: true, goal: { select: { id: true, workflowId: true } } },
   });
   if (!approval) throw new NotFoundError(`approval ${request.approvalId} does not exist`);
   if (approval.status !== 'pending') throw new ConflictError(`approval ${approval.id} is already ${approval.status}`);
+  if (request.edits) {
+    // The step's tool spec says which fields an operator may change; anything else is refused before Temporal.
+    const checked = checkEdits(await toolOfApproval(deps.prisma, approval), request.edits);
+    if (!checked.ok) throw new InvalidError(checked.problem);
+    request = { ...request, edits: checked.edits };
+  }
   const decision: Decision = {
     approvalId: approval.id,
     decision: request.decision,

@@ -36,6 +36,16 @@ const artifactView = (a: { id: string; title: string; content: string; metadata:
   metadata: typeof a.metadata === 'object' && a.metadata !== null ? (a.metadata as Record<string, unknown>) : {},
 });
 
+/** The tool of the step an approval holds (the latest plan version's step of that id). */
+export async function toolOfApproval(db: DbTx, approval: { goalId: string; stepId: string }): Promise<string> {
+  const step = await db.step.findFirst({
+    where: { goalId: approval.goalId, stepId: approval.stepId },
+    orderBy: { planVersion: 'desc' },
+    select: { tool: true },
+  });
+  return step?.tool ?? '';
+}
+
 /**
  * The edits an operator may make to a step's proposal, checked against its
  * tool's spec: a message naming what is wrong, or the edits as parsed.
@@ -132,16 +142,12 @@ export function createApprovalActivities(prisma: Db, memory?: MemoryService) {
         const proposed = approval.proposed as { artifactId?: string };
         let editedRef: string | undefined;
         if (status === 'approved' && edits && proposed.artifactId) {
-          const step = await tx.step.findFirst({
-            where: { goalId: approval.goalId, stepId: approval.stepId },
-            orderBy: { planVersion: 'desc' },
-            select: { tool: true },
-          });
-          const approvalSpec = toolSpec(step?.tool ?? '')?.approval;
-          const checked = checkEdits(step?.tool ?? '', edits);
+          const tool = await toolOfApproval(tx, approval);
+          const approvalSpec = toolSpec(tool)?.approval;
+          const checked = checkEdits(tool, edits);
           if (!checked.ok || !approvalSpec?.applyEdits) {
             throw ApplicationFailure.nonRetryable(
-              checked.ok ? `${step?.tool} cannot apply edits` : checked.problem,
+              checked.ok ? `${tool} cannot apply edits` : checked.problem,
               'InvalidInput',
             );
           }

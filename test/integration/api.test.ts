@@ -504,6 +504,17 @@ describe('POST /v1/approvals/:id/decision', () => {
     expectError(await engine.http('POST', url, { decision: 'reject', edits: { body: 'New text' } }), 400, /edits/);
     expectError(await engine.http('POST', url, { decision: 'approve', edits: {} }), 400, /edits/);
     expectError(await engine.http('POST', url, { decision: 'approve', mood: 'good' }), 400, /mood/);
+    // The email tool's spec lets the operator change subject and body, nothing else: not the recipient.
+    expectError(
+      await engine.http('POST', url, { decision: 'approve', edits: { to: 'someone-else@example.com' } }),
+      400,
+      /edits.*to/,
+    );
+    expectError(
+      await engine.http('POST', url, { decision: 'approve', edits: { subject: 'x'.repeat(999) } }),
+      400,
+      /edits\.subject/,
+    );
     // None of that decided anything.
     expect(await counts()).toEqual(before);
     expect(await engine.db.prisma.approval.findUniqueOrThrow({ where: { id: approval.approvalId } })).toMatchObject({
