@@ -4,6 +4,7 @@
  * Routes keep only HTTP (parse, authorize, call, answer): use cases live in
  * commands/, canonical writes in state/.
  */
+import { defaultConfig } from '../config';
 import express, { Router } from 'express';
 import { approvalRoutes } from './approvals';
 import { HttpError, errorHandler, route } from './errors';
@@ -64,7 +65,7 @@ export function createApp(deps: AppDeps): express.Express {
   const v1 = Router();
   // Order matters: the key before the body is read (D8), the hostile-input check before any route (D2, D3).
   v1.use(bearerAuth(deps.apiKey));
-  v1.use(jsonBody(deps.bodyLimit ?? '256kb'));
+  v1.use(jsonBody(deps.bodyLimit ?? defaultConfig().KEEL_BODY_LIMIT));
   v1.use(rejectHostileInput);
   v1.use(goalRoutes(deps));
   v1.use(approvalRoutes(deps));

@@ -8,6 +8,8 @@
  */
 
 /** Deepest nesting of objects and arrays a body may have (the body itself is level 1). */
+import { cut } from '../shared/text';
+
 export const MAX_JSON_DEPTH = 32;
 
 // With the u flag a well-formed pair is one code point outside this range; only a lone half matches.
@@ -25,7 +27,7 @@ function fieldName(path: readonly string[], root: string): string {
   const text = path
     .map((k) => (stringProblem(k) || k.length > 60 ? `${k.slice(0, 20).replace(/[\u0000\uD800-\uDFFF]/g, '?')}…` : k))
     .join('.');
-  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
+  return cut(text, 200);
 }
 
 /**

@@ -1,7 +1,7 @@
 /** The API's dependencies, shared by the app and its routes (which therefore never import each other). */
 import type { Client } from '@temporalio/client';
 import type { CommandDeps } from '../commands/types';
-import { DEFAULT_TEMPORAL_TIMEOUT_MS } from '../config/index';
+import { defaultConfig } from '../config';
 import type { Db } from '../db/prisma';
 import type { MemoryService } from '../memory/service';
 import type { GoalSettings } from '../workflows/types';
@@ -29,7 +29,7 @@ export function commandDeps(deps: AppDeps): CommandDeps {
     taskQueue: deps.taskQueue,
     goalSettings: deps.goalSettings,
     defaultBudgetUsd: deps.defaultBudgetUsd,
-    temporalTimeoutMs: deps.temporalTimeoutMs ?? DEFAULT_TEMPORAL_TIMEOUT_MS,
+    temporalTimeoutMs: deps.temporalTimeoutMs ?? defaultConfig().KEEL_TEMPORAL_TIMEOUT_MS,
     actor: deps.actor,
   };
 }

@@ -2,9 +2,6 @@ import { z } from 'zod';
 
 const durationMs = (def: number) => z.coerce.number().int().positive().default(def);
 
-/** How long the API waits for any one Temporal call (start, update, signal, describe) before answering 503. */
-export const DEFAULT_TEMPORAL_TIMEOUT_MS = 5000;
-
 /** Everything Keel reads from the environment, parsed once at start-up. */
 export const configSchema = z.object({
   DATABASE_URL: z.string().url().default('postgresql://postgres@127.0.0.1:5432/keel'),
@@ -14,7 +11,7 @@ export const configSchema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   KEEL_API_KEY: z.string().optional(),
   KEEL_BODY_LIMIT: z.string().default('256kb'),
-  KEEL_TEMPORAL_TIMEOUT_MS: durationMs(DEFAULT_TEMPORAL_TIMEOUT_MS),
+  KEEL_TEMPORAL_TIMEOUT_MS: durationMs(5000),
   SMTP_URL: z.string().optional(),
   KEEL_SMTP_FROM: z.string().default('Keel <keel@localhost>'),
   KEEL_OUTBOX_DIR: z.string().default('.keel/outbox'),

@@ -19,7 +19,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
 import type { ActivityDeps } from '../../activities';
 import { createApp } from '../../api/app';
-import { loadConfig } from '../../config';
+import { defaultConfig } from '../../config';
 import { createEmailConnector, type EmailConnector, type EmailConnectorOptions } from '../../connectors/email';
 import type { GoalSettings } from '../../workflows/types';
 import { createKeelWorker } from '../../workers/worker';
@@ -171,7 +171,7 @@ export async function startEngine(opts: EngineOptions = {}): Promise<TestEngine>
       apiKey,
       taskQueue,
       goalSettings: settings,
-      defaultBudgetUsd: 5,
+      defaultBudgetUsd: defaultConfig().KEEL_DEFAULT_BUDGET_USD,
       actor: opts.actor ?? 'operator:test',
       ...over,
     });
@@ -214,7 +214,7 @@ export async function startEngine(opts: EngineOptions = {}): Promise<TestEngine>
         email,
         workflowBundlePath: bundlePath(),
         operatorName,
-        workingSetTokens: loadConfig({}).KEEL_WORKING_SET_TOKENS,
+        workingSetTokens: defaultConfig().KEEL_WORKING_SET_TOKENS,
         planner: workerOpts.planner,
         memory: workerMemory,
       });
