@@ -7,9 +7,9 @@
  * so hostile input costs O(size) and no recursion.
  */
 
-/** Deepest nesting of objects and arrays a body may have (the body itself is level 1). */
 import { cut } from '../shared/text';
 
+/** Deepest nesting of objects and arrays a body may have (the body itself is level 1). */
 export const MAX_JSON_DEPTH = 32;
 
 // With the u flag a well-formed pair is one code point outside this range; only a lone half matches.
