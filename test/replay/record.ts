@@ -18,7 +18,7 @@ const OUT = path.join(__dirname, 'histories');
  * new histories are written as <shape>-<tag>.json beside the old ones, and
  * files that exist are never overwritten. v1 histories carry no tag.
  */
-const RECORD_TAG = 'v3-local-episodic-memory';
+const RECORD_TAG = 'v4-decide-update';
 
 async function decideFirst(engine: TestEngine, goalId: string, body: Record<string, unknown>) {
   const waiting = await engine.waitForGoal(goalId, (g) => g.status === 'awaiting_approval');

@@ -79,9 +79,16 @@ test('there are recorded histories of each goal shape', async () => {
   );
 });
 
-test('histories of every workflow generation are kept: no memory, memory as an activity, as a local activity', async () => {
+test('histories of every workflow generation are kept: no memory, memory as an activity, as a local activity, decisions answered once recorded', async () => {
   const generations = (await histories()).map((h) => patchIds(h.json).join(',') || '(none)');
-  expect(new Set(generations)).toEqual(new Set(['(none)', 'keel-episodic-memory', 'keel-episodic-memory-local']));
+  expect(new Set(generations)).toEqual(
+    new Set([
+      '(none)',
+      'keel-episodic-memory',
+      'keel-episodic-memory-local',
+      'keel-decide-answers-when-recorded,keel-episodic-memory-local',
+    ]),
+  );
 });
 
 test('every recorded history replays against the current workflow code', async () => {
