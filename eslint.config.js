@@ -60,7 +60,8 @@ module.exports = defineConfig(
             { group: ['node:*'], message: sandboxMessage },
             { group: ['@prisma/*', 'pg/*', '@qdrant/*'], message: sandboxMessage },
             {
-              regex: '^(\\./)?(\\.\\./)+(activities|lib|generated|api|workers|scripts|state|memory|models|planner|connectors|commands|config|db)(/|$)',
+              regex:
+                '^(\\./)?(\\.\\./)+(activities|lib|generated|api|workers|scripts|state|memory|models|planner|connectors|commands|config|db)(/|$)',
               message:
                 'Workflows and shared code may import only workflows/, shared/ and tool specs (types from activities via `import type`).',
               allowTypeImports: true,

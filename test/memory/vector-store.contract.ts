@@ -11,14 +11,7 @@
  * reads them from there), then the same change told to the store.
  */
 import { prng } from '../../lib/prng';
-import type {
-  MemoryKind,
-  PointPayload,
-  VectorFilter,
-  VectorHit,
-  VectorPoint,
-  VectorStore,
-} from '../../memory/types';
+import type { MemoryKind, PointPayload, VectorFilter, VectorHit, VectorPoint, VectorStore } from '../../memory/types';
 
 /** Re-exported for the other memory tests. */
 export { prng };
