@@ -23,6 +23,8 @@ test('a note goal plans, runs and completes with no approval', async () => {
   expect(goal.plan.steps.every((s: any) => s.status === 'completed')).toBe(true);
   expect(goal.approvals).toEqual([]);
   expect(goal.outcome.preview).toContain('We shipped the invoice fix.');
+  // The status is stored before the episodic memory is written: wait for the run itself to end.
+  await engine.temporal.client.workflow.getHandle(res.body.workflowId).result();
   const events = (await engine.http('GET', `/v1/goals/${res.body.goalId}/events`)).body.events.map((e: any) => e.type);
   expect(events[0]).toBe('goal.created');
   expect(events).toContain('plan.accepted');
