@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { priceTableSchema } from '../models/prices';
 
 const durationMs = (def: number) => z.coerce.number().int().positive().default(def);
 
@@ -35,6 +36,12 @@ export const configSchema = z.object({
   OPENAI_BASE_URL: z.string().optional(),
   KEEL_MODEL_SMALL: z.string().default('gpt-4o-mini'),
   KEEL_MODEL_LARGE: z.string().default('gpt-4o'),
+  KEEL_MODEL_SMALL_URL: z.string().optional(),
+  KEEL_MODEL_SMALL_KEY: z.string().optional(),
+  KEEL_MODEL_LARGE_URL: z.string().optional(),
+  KEEL_MODEL_LARGE_KEY: z.string().optional(),
+  KEEL_MODEL_TIMEOUT_MS: durationMs(60_000),
+  KEEL_PRICES: z.string().default('{}').transform(parseJson).pipe(priceTableSchema),
   KEEL_EMBED_MODEL: z.string().default('text-embedding-3-small'),
   SLACK_BOT_TOKEN: z.string().optional(),
   SLACK_SIGNING_SECRET: z.string().optional(),
@@ -42,6 +49,16 @@ export const configSchema = z.object({
   SLACK_APPROVERS: z.string().optional(),
   SLACK_API_URL: z.string().default('https://slack.com/api'),
 });
+
+/** A JSON setting's text as a value; invalid JSON is a config issue naming the parser's complaint. */
+function parseJson(text: string, ctx: z.RefinementCtx): unknown {
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: `not valid JSON (${err instanceof Error ? err.message : String(err)})` });
+    return z.NEVER;
+  }
+}
 
 export type Config = z.infer<typeof configSchema>;
 
