@@ -249,16 +249,33 @@ export function createModelGateway(config: ModelGatewayConfig, deps: ModelGatewa
     responseFormat: OpenAI.ChatCompletionCreateParams['response_format'],
   ): Promise<{ content: string | null; refusal: string | null; finishReason: string | null }> {
     call.requests += 1;
-    const completion = await call.client.chat.completions.create(
-      {
-        model: call.model,
-        messages,
-        max_tokens: opts.maxTokens,
-        ...(opts.temperature === undefined ? {} : { temperature: opts.temperature }),
-        ...(responseFormat ? { response_format: responseFormat } : {}),
-      },
-      { maxRetries: 0, timeout: opts.timeoutMs ?? timeoutMs, signal: opts.signal },
-    );
+    const timeout = opts.timeoutMs ?? timeoutMs;
+    const started = Date.now();
+    let completion: OpenAI.ChatCompletion;
+    try {
+      completion = await call.client.chat.completions.create(
+        {
+          model: call.model,
+          messages,
+          max_tokens: opts.maxTokens,
+          ...(opts.temperature === undefined ? {} : { temperature: opts.temperature }),
+          ...(responseFormat ? { response_format: responseFormat } : {}),
+        },
+        { maxRetries: 0, timeout, signal: opts.signal },
+      );
+    } catch (err) {
+      // The client recognises its own timeout only when fetch's AbortError is
+      // an Error of the client's realm; in a VM context (Jest) it is not, and
+      // the timeout is reported as a connection error. The clock tells.
+      if (
+        err instanceof APIConnectionError &&
+        !(err instanceof APIConnectionTimeoutError) &&
+        Date.now() - started >= timeout
+      ) {
+        throw new APIConnectionTimeoutError();
+      }
+      throw err;
+    }
     if (!completion || !Array.isArray(completion.choices)) {
       throw new BadAnswer('an answer without choices');
     }
@@ -550,11 +567,14 @@ function serverMessage(err: APIError): string {
   return typeof body?.message === 'string' ? body.message : err.message;
 }
 
+/** The underlying reason of a connection error (fetch's `cause`, e.g. `ECONNREFUSED`), by shape: it may come from another realm. */
 function causeOf(err: Error): string {
-  const cause = (err as { cause?: unknown }).cause;
-  if (cause instanceof Error) {
-    const code = (cause as { code?: unknown }).code;
-    return typeof code === 'string' ? `${code}: ${cause.message}` : cause.message;
+  let reason: unknown = (err as { cause?: unknown }).cause;
+  for (let depth = 0; depth < 3 && typeof reason === 'object' && reason !== null; depth++) {
+    const { code, message, cause } = reason as { code?: unknown; message?: unknown; cause?: unknown };
+    if (typeof code === 'string') return typeof message === 'string' ? `${code}: ${message}` : code;
+    if (cause === undefined) return typeof message === 'string' && message ? message : err.message;
+    reason = cause;
   }
   return err.message;
 }

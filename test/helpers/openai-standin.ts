@@ -8,7 +8,10 @@
  *   `encoding_format` (`float` or `base64`).
  * - `POST /v1/chat/completions`: the reply text comes from `opts.chat`
  *   (default: echo the last user message); plain JSON, or server-sent events
- *   when `stream: true`.
+ *   when `stream: true`. Tests can script the next answers one by one
+ *   (`scriptChat`: a text, an error status with headers, a delay, a body
+ *   that is not JSON, no usage), and make the server refuse a
+ *   `response_format` type with OpenAI's 400.
  *
  * Errors use OpenAI's shape `{ error: { message, type, param, code } }`.
  */
@@ -55,7 +58,42 @@ export interface OpenAIStandinOptions {
   reverseData?: boolean;
   /** Vector size when the request has no `dimensions` and the model is not one of OpenAI's (default 1536). */
   defaultDims?: number;
+  /**
+   * `response_format` types the server does not support: a chat request
+   * asking for one gets a 400 naming `response_format`, as OpenAI answers
+   * for a model without structured outputs.
+   */
+  refuseResponseFormat?: Array<'json_schema' | 'json_object'>;
+  /** Chat answers carry no `usage` (some compatible servers send none). */
+  omitUsage?: boolean;
 }
+
+/**
+ * One scripted chat answer (see {@link OpenAIStandin.scriptChat}): a string is
+ * the assistant's text; an object may instead fail, delay or break the answer.
+ */
+export type ScriptedChatReply =
+  | string
+  | {
+      /** The assistant's text (default: what `opts.chat` gives). */
+      content?: string;
+      /** Answer with this HTTP error status and OpenAI's error body instead. */
+      status?: number;
+      /** The error's message (with `status`). */
+      message?: string;
+      /** The error's `param` (with `status`). */
+      param?: string;
+      /** Extra response headers, e.g. `{ 'retry-after': '2' }`. */
+      headers?: Record<string, string>;
+      /** Waits this long before answering (to outlast a client timeout). */
+      delayMs?: number;
+      /** Sends this text as a 200 body instead of a completion (e.g. malformed JSON). */
+      rawBody?: string;
+      /** Leaves `usage` out of this answer. */
+      omitUsage?: boolean;
+      /** The choice's `finish_reason` (default `stop`). */
+      finishReason?: string;
+    };
 
 /** A running stand-in. */
 export interface OpenAIStandin {
@@ -68,7 +106,15 @@ export interface OpenAIStandin {
    * error body. `retryAfterMs` adds a `retry-after-ms` header, which the
    * openai client honours, so retry tests need not wait for its backoff.
    */
-  failNext(status: number, n: number, opts?: { retryAfterMs?: number }): void;
+  failNext(status: number, n: number, opts?: { retryAfterMs?: number; retryAfter?: string }): void;
+  /**
+   * Queues answers for the next chat completion requests, one per request in
+   * order (after `failNext` failures and the key check); when the queue is
+   * empty, `opts.chat` answers again.
+   */
+  scriptChat(...replies: ScriptedChatReply[]): void;
+  /** Chat completion requests received (any outcome), in order. */
+  chatRequests(): StandinRequest[];
   close(): Promise<void>;
 }
 
@@ -106,7 +152,8 @@ function errorFor(status: number): { type: string; code: string | null; message:
 /** Starts the stand-in on 127.0.0.1 on a free port. */
 export async function startOpenAIStandin(opts: OpenAIStandinOptions = {}): Promise<OpenAIStandin> {
   const requests: StandinRequest[] = [];
-  const failures: Array<{ status: number; retryAfterMs?: number }> = [];
+  const failures: Array<{ status: number; retryAfterMs?: number; retryAfter?: string }> = [];
+  const script: Array<Exclude<ScriptedChatReply, string>> = [];
   const embedders = new Map<number, ReturnType<typeof createHashingEmbedder>>();
 
   const sendJson = (res: ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
@@ -179,11 +226,49 @@ export async function startOpenAIStandin(opts: OpenAIStandinOptions = {}): Promi
   }
 
   async function handleChat(body: any, res: ServerResponse): Promise<void> {
+    const formatType = (body?.response_format as { type?: unknown } | undefined)?.type;
+    if (
+      (formatType === 'json_schema' || formatType === 'json_object') &&
+      opts.refuseResponseFormat?.includes(formatType)
+    ) {
+      // What the server cannot do, not a scripted answer: the script waits for the next request.
+      sendError(res, 400, {
+        message: `Invalid parameter: 'response_format' of type '${formatType}' is not supported with this model.`,
+        param: 'response_format',
+      });
+      return;
+    }
+    const scripted = script.shift() ?? {};
+    if (scripted.delayMs) {
+      let closed = false;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, scripted.delayMs);
+        res.once('close', () => {
+          closed = true;
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+      // The client gave up (its timeout) or the server closed: nothing to answer.
+      if (closed) return;
+    }
+    if (scripted.status !== undefined) {
+      sendError(res, scripted.status, { message: scripted.message, param: scripted.param }, scripted.headers);
+      return;
+    }
+    if (scripted.rawBody !== undefined) {
+      res.writeHead(200, { 'content-type': 'application/json', ...scripted.headers });
+      res.end(scripted.rawBody);
+      return;
+    }
     if (!Array.isArray(body?.messages) || body.messages.length === 0) {
       sendError(res, 400, { message: "'messages' must be a non-empty array", param: 'messages' });
       return;
     }
-    const content = opts.chat ? await opts.chat(body as ChatRequestBody) : lastUserText(body.messages);
+    const content =
+      scripted.content ?? (opts.chat ? await opts.chat(body as ChatRequestBody) : lastUserText(body.messages));
+    const omitUsage = scripted.omitUsage ?? opts.omitUsage ?? false;
+    const finishReason = scripted.finishReason ?? 'stop';
     const promptTokens = body.messages.reduce(
       (sum: number, m: { content: unknown }) => sum + countTokens(messageText(m.content)) + 4,
       3,
@@ -206,8 +291,10 @@ export async function startOpenAIStandin(opts: OpenAIStandinOptions = {}): Promi
         );
       chunk([{ index: 0, delta: { role: 'assistant', content: '' }, logprobs: null, finish_reason: null }]);
       chunk([{ index: 0, delta: { content }, logprobs: null, finish_reason: null }]);
-      chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: 'stop' }]);
-      if ((body.stream_options as { include_usage?: boolean } | undefined)?.include_usage) chunk([], { usage });
+      chunk([{ index: 0, delta: {}, logprobs: null, finish_reason: finishReason }]);
+      if ((body.stream_options as { include_usage?: boolean } | undefined)?.include_usage && !omitUsage) {
+        chunk([], { usage });
+      }
       res.end('data: [DONE]\n\n');
       return;
     }
@@ -222,10 +309,10 @@ export async function startOpenAIStandin(opts: OpenAIStandinOptions = {}): Promi
           index: 0,
           message: { role: 'assistant', content, refusal: null },
           logprobs: null,
-          finish_reason: 'stop',
+          finish_reason: finishReason,
         },
       ],
-      usage,
+      ...(omitUsage ? {} : { usage }),
       system_fingerprint: 'fp_keel_standin',
     });
   }
@@ -246,8 +333,9 @@ export async function startOpenAIStandin(opts: OpenAIStandinOptions = {}): Promi
 
       const failure = failures.shift();
       if (failure) {
-        const headers: Record<string, string> =
-          failure.retryAfterMs === undefined ? {} : { 'retry-after-ms': String(failure.retryAfterMs) };
+        const headers: Record<string, string> = {};
+        if (failure.retryAfterMs !== undefined) headers['retry-after-ms'] = String(failure.retryAfterMs);
+        if (failure.retryAfter !== undefined) headers['retry-after'] = failure.retryAfter;
         sendError(res, failure.status, {}, headers);
         return;
       }
@@ -286,8 +374,16 @@ export async function startOpenAIStandin(opts: OpenAIStandinOptions = {}): Promi
   return {
     baseURL: `http://127.0.0.1:${port}/v1`,
     requests,
-    failNext(status: number, n: number, failOpts: { retryAfterMs?: number } = {}) {
-      for (let i = 0; i < n; i++) failures.push({ status, retryAfterMs: failOpts.retryAfterMs });
+    failNext(status: number, n: number, failOpts: { retryAfterMs?: number; retryAfter?: string } = {}) {
+      for (let i = 0; i < n; i++) {
+        failures.push({ status, retryAfterMs: failOpts.retryAfterMs, retryAfter: failOpts.retryAfter });
+      }
+    },
+    scriptChat(...replies: ScriptedChatReply[]) {
+      for (const reply of replies) script.push(typeof reply === 'string' ? { content: reply } : reply);
+    },
+    chatRequests() {
+      return requests.filter((r) => r.path === '/v1/chat/completions');
     },
     async close() {
       // The openai client keeps connections alive; without this close() would wait for them to idle out.
