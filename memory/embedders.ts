@@ -13,7 +13,7 @@ import { createHash } from 'node:crypto';
 import OpenAI from 'openai';
 import type { Config } from '../config/index';
 import type { Db } from '../db/prisma';
-import type { Embedder } from './types';
+import type { Embedder, SizedEmbedder } from './types';
 import { decodeFloat32LE, encodeFloat32LE } from './vectors';
 
 // ---------------------------------------------------------------------------
@@ -179,7 +179,7 @@ function hashingVector(text: string, dims: number): Float32Array {
  * similarity, unrelated texts near 0, but synonyms ("bill"/"invoice") do not
  * match. Text without letters or digits maps to one fixed unit vector.
  */
-export function createHashingEmbedder(opts: HashingEmbedderOptions = {}): Embedder {
+export function createHashingEmbedder(opts: HashingEmbedderOptions = {}): SizedEmbedder {
   const dims = opts.dims ?? 384;
   if (!Number.isInteger(dims) || dims < 8)
     throw new Error(`Hashing embedder dims must be an integer >= 8, got ${dims}`);
@@ -197,7 +197,7 @@ export function createHashingEmbedder(opts: HashingEmbedderOptions = {}): Embedd
 // OpenAI embedder
 // ---------------------------------------------------------------------------
 
-/** Native output sizes of OpenAI's embedding models, used when no `dims` is given. */
+/** Native output sizes of OpenAI's embedding models: known before the first call when no `dims` is given. */
 const NATIVE_DIMS: Record<string, number> = {
   'text-embedding-3-small': 1536,
   'text-embedding-3-large': 3072,
@@ -213,10 +213,12 @@ export interface OpenAIEmbedderOptions {
   /** e.g. `text-embedding-3-small`. */
   model: string;
   /**
-   * Output size. Omitted: the model's native size (known for OpenAI's
-   * models; required for others). Given and different from the native size
-   * (or the model is unknown): sent as `dimensions`, and the embedder's
-   * `model` becomes `<model>@<dims>` so caches never mix the two spaces.
+   * Output size. Omitted: the model's native size, known in advance for
+   * OpenAI's models and otherwise learned from the endpoint (the length of
+   * the first vector it returns; every later vector must match it). Given
+   * and different from the native size (or the model is unknown): sent as
+   * `dimensions`, and the embedder's `model` becomes `<model>@<dims>` so
+   * caches never mix the two spaces.
    */
   dims?: number;
   /** Texts per request (default 96; OpenAI accepts up to 2048). */
@@ -236,13 +238,11 @@ export interface OpenAIEmbedderOptions {
  */
 export function createOpenAIEmbedder(opts: OpenAIEmbedderOptions): Embedder {
   const native = NATIVE_DIMS[opts.model];
-  const dims = opts.dims ?? native;
-  if (dims === undefined) {
-    throw new Error(
-      `Unknown embedding model "${opts.model}": its vector size is not known, so pass dims (the size it returns)`,
-    );
+  if (opts.dims !== undefined && (!Number.isInteger(opts.dims) || opts.dims <= 0)) {
+    throw new Error(`Embedding dims must be a positive integer, got ${opts.dims}`);
   }
-  if (!Number.isInteger(dims) || dims <= 0) throw new Error(`Embedding dims must be a positive integer, got ${dims}`);
+  // Undefined until the endpoint's first answer when neither configured nor known.
+  let dims: number | undefined = opts.dims ?? native;
   const sendDimensions = opts.dims !== undefined && opts.dims !== native;
   const batchSize = opts.batchSize ?? 96;
   if (!Number.isInteger(batchSize) || batchSize <= 0) {
@@ -266,7 +266,7 @@ export function createOpenAIEmbedder(opts: OpenAIEmbedderOptions): Embedder {
         model: opts.model,
         input: batch,
         encoding_format: 'float',
-        ...(sendDimensions ? { dimensions: dims } : {}),
+        ...(sendDimensions ? { dimensions: opts.dims } : {}),
       });
     } catch (err) {
       const detail = err instanceof Error ? err.message : String(err);
@@ -279,25 +279,37 @@ export function createOpenAIEmbedder(opts: OpenAIEmbedderOptions): Embedder {
       );
     }
     const out = new Array<Float32Array | undefined>(batch.length);
+    // Before the size is known, every vector of this answer must have the first one's length.
+    const first = response.data[0]?.embedding;
+    const expected = dims ?? (Array.isArray(first) && first.length > 0 ? first.length : undefined);
     for (const item of response.data) {
       const { index, embedding } = item;
       if (!Number.isInteger(index) || index < 0 || index >= batch.length || out[index]) {
         throw new Error(`Embedding ${where} returned a missing or repeated index ${index}`);
       }
-      if (!Array.isArray(embedding) || embedding.length !== dims) {
+      if (!Array.isArray(embedding) || expected === undefined || embedding.length !== expected) {
         const got = Array.isArray(embedding) ? `${embedding.length} dimensions` : typeof embedding;
-        throw new Error(`Embedding ${where} returned a vector of ${got}, expected ${dims} dimensions`);
+        throw new Error(
+          `Embedding ${where} returned a vector of ${got}, expected ${expected ?? 'at least 1'} dimensions`,
+        );
       }
       out[index] = normalise(Float64Array.from(embedding), () => {
         throw new Error(`Embedding ${where} returned a zero or non-finite vector (input ${index})`);
       });
     }
+    // Two first calls in flight may both learn; the loser must agree with the winner.
+    if (dims === undefined) dims = expected;
+    else if (dims !== expected) {
+      throw new Error(`Embedding ${where} returned vectors of ${expected} dimensions, earlier ${dims} dimensions`);
+    }
     return out as Float32Array[];
   }
 
   return {
-    model: sendDimensions ? `${opts.model}@${dims}` : opts.model,
-    dims,
+    model: sendDimensions ? `${opts.model}@${opts.dims}` : opts.model,
+    get dims() {
+      return dims;
+    },
     lexical: false,
     async embed(texts: string[]): Promise<Float32Array[]> {
       const result: Float32Array[] = [];
@@ -330,28 +342,41 @@ export function contentHash(text: string): string {
  * the batch is embedded once), one INSERT … ON CONFLICT DO NOTHING (so
  * concurrent writers of the same text do not fail). Vectors come back in
  * input order, each position its own array. Rows whose size does not match
- * `inner.dims` are treated as misses.
+ * `inner.dims` are treated as misses, and replaced when embedded again.
+ *
+ * While `inner` has not learned its size (see {@link OpenAIEmbedderOptions.dims}),
+ * the first text is embedded by `inner` before the cache is read: a cached
+ * row of the same model name may come from another endpoint or size.
  */
+export function createCachedEmbedder(inner: SizedEmbedder, opts: CachedEmbedderOptions): SizedEmbedder;
+export function createCachedEmbedder(inner: Embedder, opts: CachedEmbedderOptions): Embedder;
 export function createCachedEmbedder(inner: Embedder, opts: CachedEmbedderOptions): Embedder {
   const { prisma } = opts;
   return {
     model: inner.model,
-    dims: inner.dims,
+    get dims() {
+      return inner.dims;
+    },
     lexical: inner.lexical,
     async embed(texts: string[]): Promise<Float32Array[]> {
       if (texts.length === 0) return [];
       const hashes = texts.map(contentHash);
       const distinct = [...new Set(hashes)];
+      const probe = inner.dims === undefined ? (await inner.embed([texts[0]]))[0] : undefined;
+      const dims = inner.dims ?? probe?.length;
+      if (dims === undefined) throw new Error(`Embedder ${inner.model} returned no vector for one text`);
 
       // ANY($array): one statement with one parameter however many texts.
       const rows = await prisma.$queryRaw<Array<{ content_hash: string; vector: Uint8Array }>>`
         SELECT content_hash, vector FROM embedding_cache
-        WHERE model = ${inner.model} AND dims = ${inner.dims} AND content_hash = ANY(${distinct}::text[])`;
+        WHERE model = ${inner.model} AND dims = ${dims} AND content_hash = ANY(${distinct}::text[])`;
       const found = new Map<string, Float32Array>();
       for (const row of rows) {
-        const v = decodeFloat32LE(row.vector, inner.dims);
+        const v = decodeFloat32LE(row.vector, dims);
         if (v) found.set(row.content_hash, v);
       }
+      // The probe's text is stored with the misses (its row, if any, may be of another size).
+      if (probe) found.delete(hashes[0]);
 
       const missing = new Map<string, string>(); // hash → text, first occurrence wins
       hashes.forEach((h, i) => {
@@ -361,15 +386,15 @@ export function createCachedEmbedder(inner: Embedder, opts: CachedEmbedderOption
       const missTexts = [...missing.values()];
 
       if (missTexts.length > 0) {
-        const fresh = await inner.embed(missTexts);
+        const fresh = probe
+          ? [probe, ...(missTexts.length > 1 ? await inner.embed(missTexts.slice(1)) : [])]
+          : await inner.embed(missTexts);
         if (fresh.length !== missTexts.length) {
           throw new Error(`Embedder ${inner.model} returned ${fresh.length} vectors for ${missTexts.length} texts`);
         }
         fresh.forEach((v, i) => {
-          if (v.length !== inner.dims) {
-            throw new Error(
-              `Embedder ${inner.model} returned a vector of ${v.length} dimensions, expected ${inner.dims}`,
-            );
+          if (v.length !== dims) {
+            throw new Error(`Embedder ${inner.model} returned a vector of ${v.length} dimensions, expected ${dims}`);
           }
           found.set(missHashes[i], v);
         });
@@ -378,9 +403,10 @@ export function createCachedEmbedder(inner: Embedder, opts: CachedEmbedderOption
         const encoded = fresh.map((v) => Buffer.from(encodeFloat32LE(v).buffer).toString('base64'));
         await prisma.$executeRaw`
           INSERT INTO embedding_cache (content_hash, model, dims, vector)
-          SELECT h, ${inner.model}, ${inner.dims}, decode(v, 'base64')
+          SELECT h, ${inner.model}, ${dims}, decode(v, 'base64')
           FROM unnest(${missHashes}::text[], ${encoded}::text[]) AS t(h, v)
-          ON CONFLICT (content_hash, model) DO NOTHING`;
+          ON CONFLICT (content_hash, model) DO UPDATE SET dims = EXCLUDED.dims, vector = EXCLUDED.vector
+            WHERE embedding_cache.dims <> EXCLUDED.dims`;
       }
 
       return hashes.map((h) => (found.get(h) as Float32Array).slice());
@@ -419,6 +445,22 @@ export function embedderFromConfig(
     }),
     { prisma },
   );
+}
+
+/** A sentence embedded only to learn an endpoint's vector size. */
+const SIZE_PROBE = 'Keel embedding size probe';
+
+/**
+ * The embedder's vector size, asking the endpoint (one short text, through
+ * any cache) when it is not known yet, as before a store is opened for
+ * anything but a remember or search, which learn it from their own texts.
+ */
+export async function embedderDims(embedder: Embedder): Promise<number> {
+  if (embedder.dims !== undefined) return embedder.dims;
+  const [v] = await embedder.embed([SIZE_PROBE]);
+  const dims = embedder.dims ?? v?.length;
+  if (!dims) throw new Error(`Embedder ${embedder.model} returned no vector for its size probe`);
+  return dims;
 }
 
 // ---------------------------------------------------------------------------

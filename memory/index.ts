@@ -1,8 +1,9 @@
 /** Builds the memory layer from configuration: Qdrant when QDRANT_URL is set, else the embedded index. */
 import type { Config } from '../config/index';
 import type { Db } from '../db/prisma';
+import { createDeferredStore } from './deferred-store';
 import { createEmbeddedStore } from './embedded-store';
-import { embedderFromConfig } from './embedders';
+import { embedderDims, embedderFromConfig } from './embedders';
 import { createQdrantStore } from './qdrant-store';
 import type { DeepPartial, RetrievalConfig } from './retrieval';
 import { createMemoryService, type MemoryService } from './service';
@@ -12,6 +13,7 @@ export function vectorStoreFromConfig(
   config: Pick<Config, 'QDRANT_URL' | 'QDRANT_API_KEY' | 'KEEL_QDRANT_COLLECTION'>,
   prisma: Db,
   dims: number,
+  embedModel?: string,
 ): VectorStore {
   if (config.QDRANT_URL) {
     return createQdrantStore({
@@ -19,6 +21,7 @@ export function vectorStoreFromConfig(
       apiKey: config.QDRANT_API_KEY,
       collection: config.KEEL_QDRANT_COLLECTION,
       dims,
+      embedModel,
     });
   }
   return createEmbeddedStore({ prisma, dims });
@@ -39,12 +42,13 @@ export function memoryFromConfig(
   opts: { retrieval?: DeepPartial<RetrievalConfig>; embedder?: Embedder } = {},
 ): MemoryService {
   const embedder = opts.embedder ?? embedderFromConfig(config, prisma, { dims: config.KEEL_EMBED_DIMS });
-  return createMemoryService({
-    prisma,
-    embedder,
-    store: vectorStoreFromConfig(config, prisma, embedder.dims),
-    config: opts.retrieval,
+  // Opened at first use: an embedder of unconfigured size learns it from its first answer.
+  const store = createDeferredStore({
+    name: config.QDRANT_URL ? 'qdrant' : 'embedded',
+    dims: () => embedderDims(embedder),
+    open: (dims) => vectorStoreFromConfig(config, prisma, dims, embedder.model),
   });
+  return createMemoryService({ prisma, embedder, store, config: opts.retrieval });
 }
 
 export type { MemoryService };

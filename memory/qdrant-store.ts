@@ -1,4 +1,5 @@
 import { QdrantClient, type Schemas } from '@qdrant/js-client-rest';
+import { embeddingMismatch } from './embedding-check';
 import type { PointPayload, VectorFilter, VectorHit, VectorPoint, VectorStore } from './types';
 
 /*
@@ -16,6 +17,8 @@ export interface QdrantStoreOptions {
   apiKey?: string;
   collection: string;
   dims: number;
+  /** The embedding model whose vectors the collection holds, named when an existing collection has another size. */
+  embedModel?: string;
   /** Points per upsert request; default 256. */
   batchSize?: number;
   /**
@@ -128,6 +131,19 @@ export function createQdrantStore(opts: QdrantStoreOptions): VectorStore {
       }
     }
     const vectors = info.config.params.vectors as Partial<Schemas['VectorParams']> | undefined;
+    if (vectors?.distance === 'Cosine' && typeof vectors.size === 'number' && vectors.size !== dims) {
+      // Vectors of another embedder: typed, so callers can tell it from an outage.
+      const model = opts.embedModel ?? 'the configured model';
+      throw embeddingMismatch(
+        {
+          where: `qdrant collection "${collection}"`,
+          stored: [{ model: '', dims: vectors.size, count: info.points_count ?? 0 }],
+          embedder: { model, dims },
+        },
+        `qdrant collection "${collection}" has vectors of size ${vectors.size}, Cosine; Keel needs one unnamed vector ` +
+          `of size ${dims} with Cosine distance${opts.embedModel ? `, the size of embedding model ${opts.embedModel}` : ''}.`,
+      );
+    }
     if (vectors?.size !== dims || vectors.distance !== 'Cosine') {
       const found =
         vectors?.size === undefined ? 'named or no vectors' : `vectors of size ${vectors.size}, ${vectors.distance}`;

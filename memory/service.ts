@@ -6,6 +6,8 @@
 import { createHash } from 'node:crypto';
 import type { MemoryItem, Prisma } from '../generated/prisma/client';
 import type { Db } from '../db/prisma';
+import { embedderDims } from './embedders';
+import { assertOneVectorSpace } from './embedding-check';
 import {
   decayReason,
   nextFeedback,
@@ -104,8 +106,24 @@ export function createMemoryService(deps: MemoryServiceDeps) {
   const { prisma, store, embedder } = deps;
   const config = retrievalConfig(deps.config);
   const now = deps.now ?? (() => new Date());
-  let ready: Promise<void> | undefined;
-  const init = () => (ready ??= store.init());
+  let ready: Promise<number> | undefined;
+  /**
+   * Learns the embedder's size (asking the endpoint if nothing has yet),
+   * refuses a database holding vectors of another model or size (typed
+   * EmbeddingMismatch: remember and search write and return nothing), then
+   * opens the store. Resolves to the size. A failure is not kept, so a
+   * process recovers once `npm run memory:reembed` has run.
+   */
+  const init = (): Promise<number> =>
+    (ready ??= (async () => {
+      const dims = await embedderDims(embedder);
+      await assertOneVectorSpace(prisma, embedder.model, dims);
+      await store.init();
+      return dims;
+    })().catch((err: unknown) => {
+      ready = undefined;
+      throw err;
+    }));
 
   function hit(row: MemoryItem, similarity: number, at: Date) {
     const s = scoreMemory(
@@ -152,14 +170,18 @@ export function createMemoryService(deps: MemoryServiceDeps) {
      * the older ones superseded (kept, excluded from retrieval by default).
      */
     async rememberMany(inputs: RememberInput[]): Promise<{ ids: string[]; created: string[]; superseded: string[] }> {
-      await init();
-      if (inputs.length === 0) return { ids: [], created: [], superseded: [] };
+      if (inputs.length === 0) {
+        await init();
+        return { ids: [], created: [], superseded: [] };
+      }
       for (const input of inputs) {
         if (!input.text.trim()) throw new Error('memory text must not be empty');
         if (input.importance !== undefined && !(input.importance >= 0 && input.importance <= 1))
           throw new Error('importance must be between 0 and 1');
       }
+      // Embedding first teaches an embedder of unconfigured size its size, so init() needs no probe.
       const vectors = await embedder.embed(inputs.map((i) => i.text));
+      await init();
       const at = now();
       const rows = inputs.map((input, i) => ({
         id: input.id ?? memoryId(input.kind, input.subject, input.attribute, input.text),
@@ -252,9 +274,9 @@ export function createMemoryService(deps: MemoryServiceDeps) {
 
     /** Ranked retrieval: exact nearest neighbours by similarity, re-ranked by the configured score. */
     async search(input: SearchInput): Promise<SearchResult> {
-      await init();
       const k = input.k ?? 10;
       const [vector] = await embedder.embed([input.query]);
+      await init();
       const filter: VectorFilter = {
         ...(input.kinds ? { kinds: input.kinds } : {}),
         ...(input.subject ? { subject: input.subject } : {}),
@@ -346,7 +368,7 @@ export function createMemoryService(deps: MemoryServiceDeps) {
 
     /** Re-sends every canonical row to the vector store (a new Qdrant collection, or after an outage). */
     async reindex(batch = 500): Promise<number> {
-      await init();
+      const dims = await init();
       let sent = 0;
       let cursor: string | undefined;
       for (;;) {
@@ -360,8 +382,8 @@ export function createMemoryService(deps: MemoryServiceDeps) {
           rows.map((r) => ({
             id: r.id,
             vector:
-              decodeFloat32LE(r.embedding, embedder.dims) ??
-              failReindex(`memory ${r.id}: embedding is not ${embedder.dims} float32 values`),
+              decodeFloat32LE(r.embedding, dims) ??
+              failReindex(`memory ${r.id}: embedding is not ${dims} float32 values`),
             payload: {
               kind: r.kind as MemoryKind,
               subject: r.subject,

@@ -51,7 +51,8 @@ export interface VectorHit {
 /** A nearest-neighbour index over memory vectors. Vectors are unit-normalised by the caller. */
 export interface VectorStore {
   readonly name: 'embedded' | 'qdrant';
-  readonly dims: number;
+  /** Vector size; undefined only for a store that opens when the embedder's size is known (memory/deferred-store.ts). */
+  readonly dims: number | undefined;
   /** Creates what the store needs (collection, payload indexes) or loads what it has; idempotent. */
   init(): Promise<void>;
   /** Inserts or replaces points by id, in batches. */
@@ -69,8 +70,18 @@ export interface VectorStore {
 export interface Embedder {
   /** e.g. `text-embedding-3-small` or `offline-hash-384`; part of the cache key. */
   readonly model: string;
-  readonly dims: number;
+  /**
+   * Vector size. Undefined until the first answer when it is not configured
+   * and the endpoint decides it (an Ollama embedding model, say): the
+   * embedder takes the length of the first vector it gets back.
+   */
+  readonly dims: number | undefined;
   /** True when the vectors are lexical (no model): every output that used them says so. */
   readonly lexical: boolean;
   embed(texts: string[]): Promise<Float32Array[]>;
+}
+
+/** An embedder whose size is known before it is used (the offline one, or a configured size). */
+export interface SizedEmbedder extends Embedder {
+  readonly dims: number;
 }

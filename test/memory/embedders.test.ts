@@ -36,6 +36,11 @@ function bytes(v: Float32Array): Buffer {
   return Buffer.from(v.buffer, v.byteOffset, v.byteLength);
 }
 
+/** A unit-ish vector of `size` values from `text` (ignoring the size asked for), for endpoints that decide the size. */
+function createHashVector(text: string, _asked: number, size: number): number[] {
+  return Array.from({ length: size }, (_, i) => ((text.charCodeAt(i % text.length) * (i + 1)) % 17) - 8);
+}
+
 /** Inputs the stand-in received on /v1/embeddings since request `from`. */
 function embeddingInputs(standin: OpenAIStandin, from = 0): string[][] {
   return standin.requests.slice(from).map((r) => {
@@ -310,10 +315,24 @@ describe('OpenAI embedder over the real client', () => {
     }
   });
 
-  it('refuses an unknown model without dims', () => {
-    expect(() => createOpenAIEmbedder({ baseURL: standin.baseURL, model: 'nomic-embed-text' })).toThrow(
-      /Unknown embedding model "nomic-embed-text".*pass dims/,
-    );
+  it('learns an unknown model’s size from its first answer, then holds every answer to it', async () => {
+    let size = 768;
+    const local = await startOpenAIStandin({ embedding: (text, dims) => createHashVector(text, dims, size) });
+    try {
+      const embedder = createOpenAIEmbedder({ baseURL: local.baseURL, model: 'nomic-embed-text' });
+      expect(embedder.dims).toBeUndefined();
+      const [v] = await embedder.embed(['first words']);
+      expect(v.length).toBe(768);
+      expect(embedder.dims).toBe(768);
+      expect(embedder.model).toBe('nomic-embed-text');
+      expect(local.requests[0].body).not.toHaveProperty('dimensions');
+      size = 512;
+      await expect(embedder.embed(['later words'])).rejects.toThrow(
+        /returned a vector of 512 dimensions, expected 768 dimensions/,
+      );
+    } finally {
+      await local.close();
+    }
   });
 });
 
