@@ -9,6 +9,8 @@ import type { Db } from '../db/prisma';
 import { createCompactionActivities } from '../memory/compaction';
 import { rememberGoal } from '../memory/episodes';
 import type { MemoryService } from '../memory/service';
+import type { ModelGateway } from '../models/gateway';
+import { createModelPlanner } from '../planner/model';
 import { planOffline } from '../planner/offline';
 import type { PlanGoalInput, ProposedPlan } from '../shared/activity-io';
 import { createApprovalActivities } from '../state/approvals';
@@ -23,15 +25,27 @@ export interface ActivityDeps {
   operatorName: string;
   /** Token budget of a step's working set (KEEL_WORKING_SET_TOKENS). */
   workingSetTokens: number;
-  /** Proposes plans; the offline planner unless another is given (a model planner, a test's). */
+  /** The model gateway, when a model endpoint is configured; without it Keel plans and drafts offline. */
+  models?: ModelGateway;
+  /** Proposes plans; by default the model planner when `models` is set, else the offline planner. */
   planner?: (input: PlanGoalInput) => Promise<ProposedPlan>;
 }
 
 export function createActivities(deps: ActivityDeps) {
+  const planner =
+    deps.planner ??
+    (deps.models
+      ? createModelPlanner({
+          gateway: deps.models,
+          prisma: deps.prisma,
+          memory: deps.memory,
+          workingSetTokens: deps.workingSetTokens,
+        })
+      : async (input: PlanGoalInput) => planOffline(input));
   return {
-    /** Proposes a plan for a goal. Until the model gateway lands, the offline planner answers. */
+    /** Proposes a plan for a goal: the model planner with a model configured, else the offline planner. */
     async planGoal(input: PlanGoalInput): Promise<ProposedPlan> {
-      return deps.planner ? deps.planner(input) : planOffline(input);
+      return planner(input);
     },
     ...createGoalStateActivities(deps.prisma),
     ...createApprovalActivities(deps.prisma, deps.memory),

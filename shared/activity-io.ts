@@ -11,6 +11,8 @@ export interface PlanGoalInput {
   planVersion: number;
   /** Problems with the previous proposal, for a replan. */
   feedback: string[];
+  /** The large-tier model pinned for this goal by its first model plan; absent until then (and offline). */
+  model?: string;
 }
 
 export interface StartPlanInput {

@@ -3,6 +3,7 @@ import { Client, Connection, ScheduleAlreadyRunning, ScheduleOverlapPolicy } fro
 import type { Duration } from '@temporalio/common';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities';
+import { createModelGateway, modelsConfigured } from '../models/gateway';
 import { createEmailConnector, type EmailConnector } from '../connectors/email';
 import { memoryFromConfig } from '../memory';
 import type { MemoryService } from '../memory/service';
@@ -25,6 +26,8 @@ export interface KeelWorkerDeps {
   operatorName: string;
   /** KEEL_WORKING_SET_TOKENS. */
   workingSetTokens: number;
+  /** The model gateway (createModelGateway), when a model endpoint is configured. */
+  models?: ActivityDeps['models'];
   planner?: ActivityDeps['planner'];
   options?: Partial<WorkerOptions>;
 }
@@ -43,6 +46,7 @@ export async function createKeelWorker(deps: KeelWorkerDeps): Promise<Worker> {
       memory: deps.memory,
       operatorName: deps.operatorName,
       workingSetTokens: deps.workingSetTokens,
+      models: deps.models,
       planner: deps.planner,
     }),
     ...deps.options,
@@ -111,6 +115,8 @@ export async function createWorkerFromConfig(config: Config) {
     workflowBundlePath: config.KEEL_WORKFLOW_BUNDLE,
     operatorName: config.KEEL_OPERATOR_NAME,
     workingSetTokens: config.KEEL_WORKING_SET_TOKENS,
+    // Without a model endpoint the engine plans and drafts offline, and says so in everything it produces.
+    models: modelsConfigured(config) ? createModelGateway(config) : undefined,
   });
   const clientConnection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
   const schedule = await ensureCompactionSchedule(

@@ -50,6 +50,8 @@ export interface GoalState {
   cost: { usd: number; inputTokens: number; outputTokens: number };
   planChurn: number;
   error?: string;
+  /** The large-tier model of the goal's first model plan: later model calls of the goal keep it. */
+  model?: string;
 }
 
 export interface GoalResult {

@@ -62,7 +62,7 @@ export interface TestEngine {
     body?: unknown,
     headers?: Record<string, string>,
   ): Promise<{ status: number; body: any }>;
-  startWorker(opts?: { planner?: ActivityDeps['planner'] }): Promise<RunningWorker>;
+  startWorker(opts?: { planner?: ActivityDeps['planner']; models?: ActivityDeps['models'] }): Promise<RunningWorker>;
   spawnWorker(env?: Record<string, string>): Promise<ChildWorker>;
   /** Polls GET /v1/goals/:id until `predicate` holds. */
   waitForGoal(goalId: string, predicate: (goal: any) => boolean, timeoutMs?: number): Promise<any>;
@@ -216,6 +216,7 @@ export async function startEngine(opts: EngineOptions = {}): Promise<TestEngine>
         operatorName,
         workingSetTokens: defaultConfig().KEEL_WORKING_SET_TOKENS,
         planner: workerOpts.planner,
+        models: workerOpts.models,
         memory: workerMemory,
       });
       const running = worker.run();

@@ -21,8 +21,11 @@ export async function planGoal(run: GoalRun): Promise<PlannedStep[]> {
       input: goal.input,
       planVersion: version,
       feedback,
+      ...(state.model ? { model: state.model } : {}),
     });
     run.addCost(proposal);
+    // The first model plan pins the goal's model: a configuration change affects new goals only.
+    if (!state.model && proposal.generatedBy.startsWith('model:')) state.model = proposal.model;
     state.plan.version = version;
     const problems = validatePlan(proposal.steps, { budgetUsd: goal.budgetUsd, spentUsd: state.cost.usd });
     if (problems.length === 0) {

@@ -1,0 +1,153 @@
+/**
+ * The model planner through the whole engine: the real `openai` client in
+ * the worker talks to a local server speaking the chat-completions protocol,
+ * which answers the `keel_plan` json_schema. The workflow still holds every
+ * plan to the policy: a plan it refuses is asked for again with the reasons.
+ */
+import { loadConfig } from '../../config';
+import { createModelGateway } from '../../models/gateway';
+import { startEngine, type TestEngine } from '../helpers/engine';
+import { startOpenAIStandin, type ChatRequestBody, type OpenAIStandin } from '../helpers/openai-standin';
+
+let engine: TestEngine;
+let standin: OpenAIStandin;
+/** What the "model" answers to the next plan request; each test sets its own. */
+let plans: unknown[] = [];
+
+const planRequests = () =>
+  standin.requests.filter(
+    (r) => r.path === '/v1/chat/completions' && (r.body as ChatRequestBody).response_format !== undefined,
+  );
+
+beforeAll(async () => {
+  standin = await startOpenAIStandin({
+    chat: (body) => {
+      const format = body.response_format as { type: string; json_schema?: { name: string } } | undefined;
+      if (format?.json_schema?.name === 'keel_plan') return JSON.stringify(plans.shift());
+      return 'unexpected request';
+    },
+  });
+  engine = await startEngine();
+  const config = loadConfig({ OPENAI_BASE_URL: standin.baseURL, OPENAI_API_KEY: 'test-key' });
+  await engine.startWorker({ models: createModelGateway(config) });
+});
+afterAll(async () => {
+  await engine?.close();
+  await standin?.close();
+});
+
+const emailPlan = (to: string) => ({
+  rationale: `Write to ${to} and send it once the operator agrees.`,
+  steps: [
+    {
+      id: 'recall',
+      tool: 'memory.recall',
+      title: 'Recall',
+      rationale: 'context',
+      inputs: { query: to, subject: to },
+      dependsOn: [],
+    },
+    {
+      id: 'draft',
+      tool: 'email.draft',
+      title: `Draft to ${to}`,
+      rationale: 'a concrete draft',
+      inputs: { to, purpose: 'thank them for the referral', context: { fromStep: 'recall' } },
+      dependsOn: ['recall'],
+    },
+    {
+      id: 'send',
+      tool: 'email.send',
+      title: `Send to ${to}`,
+      rationale: 'leaves the building',
+      inputs: { to, draft: { fromStep: 'draft' } },
+      dependsOn: ['draft'],
+      expectedRisk: 'external',
+    },
+  ],
+});
+
+test('a goal is planned by the model, held at approval by the policy, and its model and cost are recorded', async () => {
+  plans = [emailPlan('ada@example.com')];
+  const before = planRequests().length;
+  const { body } = await engine.http('POST', '/v1/goals', { title: 'Thank Ada for the referral' });
+  const waiting = await engine.waitForGoal(body.goalId, (g) => g.status === 'awaiting_approval');
+  expect(waiting.plan.steps.map((s: any) => [s.id, s.tool, s.requiresApproval])).toEqual([
+    ['recall', 'memory.recall', false],
+    ['draft', 'email.draft', false],
+    ['send', 'email.send', true],
+  ]);
+  // One plan request, as json_schema `keel_plan`, with the tool catalogue and the goal delimited as data.
+  const requests = planRequests().slice(before);
+  expect(requests).toHaveLength(1);
+  const request = requests[0].body as ChatRequestBody & { response_format: any };
+  expect(request.model).toBe('gpt-4o');
+  expect(request.response_format).toMatchObject({ type: 'json_schema', json_schema: { name: 'keel_plan' } });
+  const [system, user] = request.messages as { content: string }[];
+  for (const tool of ['memory.recall', 'email.draft', 'email.send', 'text.summarize', 'outcome.record'])
+    expect(system.content).toContain(tool);
+  expect(user.content).toMatch(/<untrusted>[\s\S]*Thank Ada for the referral[\s\S]*<\/untrusted>/);
+  // The plan says who made it, and the model call's tokens and cost are the goal's.
+  const explain = (await engine.http('GET', `/v1/goals/${body.goalId}/explain`)).body;
+  expect(explain.plans.at(-1)).toMatchObject({ type: 'plan.accepted', actor: 'model:gpt-4o', model: 'gpt-4o' });
+  const state = await engine.temporal.client.workflow.getHandle(body.workflowId).query('state');
+  expect((state as any).model).toBe('gpt-4o');
+  expect((state as any).cost.inputTokens).toBeGreaterThan(0);
+  expect((state as any).cost.usd).toBeGreaterThan(0);
+  await engine.http('POST', `/v1/approvals/${waiting.approvals[0].approvalId}/decision`, { decision: 'reject' });
+  await engine.waitForGoal(body.goalId, (g) => g.status === 'failed');
+});
+
+test('a plan the policy refuses is asked for again with the reasons, and the goal runs the corrected one', async () => {
+  const bad = {
+    rationale: 'Use a tool that does not exist and skip the draft',
+    steps: [
+      { id: 'leak', tool: 'crm.export', title: 'Export', rationale: '', inputs: {}, dependsOn: [] },
+      {
+        id: 'send',
+        tool: 'email.send',
+        title: 'Send',
+        rationale: '',
+        inputs: { to: 'bo@example.com', draft: 'hi' },
+        dependsOn: [],
+      },
+    ],
+  };
+  const good = {
+    rationale: 'Summarize and record.',
+    steps: [
+      {
+        id: 'sum',
+        tool: 'text.summarize',
+        title: 'Summarize',
+        rationale: '',
+        inputs: { source: 'Acme paid. Invoices went out.' },
+        dependsOn: [],
+      },
+      {
+        id: 'rec',
+        tool: 'outcome.record',
+        title: 'Record',
+        rationale: '',
+        inputs: { summary: { fromStep: 'sum' } },
+        dependsOn: ['sum'],
+      },
+    ],
+  };
+  plans = [bad, good];
+  const before = planRequests().length;
+  const { body } = await engine.http('POST', '/v1/goals', { title: 'Summarize the week', kind: 'note' });
+  const done = await engine.waitForGoal(body.goalId, (g) => g.status === 'completed');
+  expect(done.plan.version).toBe(2);
+  expect(done.planChurn).toBe(1);
+  expect(done.plan.steps.map((s: any) => s.tool)).toEqual(['text.summarize', 'outcome.record']);
+  const requests = planRequests().slice(before);
+  expect(requests).toHaveLength(2);
+  const replan = (requests[1].body as ChatRequestBody).messages.at(-1) as { content: string };
+  expect(replan.content).toContain('unknown tool "crm.export"');
+  expect(replan.content).toContain('"draft" must reference an earlier step');
+  // The replan keeps the model the goal started with.
+  expect((requests[1].body as ChatRequestBody).model).toBe((requests[0].body as ChatRequestBody).model);
+  const events = (await engine.http('GET', `/v1/goals/${body.goalId}/events`)).body.events;
+  expect(events.filter((e: any) => e.type === 'plan.rejected')).toHaveLength(1);
+});
