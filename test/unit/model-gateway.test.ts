@@ -2,6 +2,8 @@
  * models/gateway.ts with the real `openai` client against local servers that
  * speak the chat-completions protocol (test/helpers/openai-standin.ts).
  */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { APIUserAbortError } from 'openai';
 import { z } from 'zod';
@@ -408,6 +410,15 @@ describe('model gateway: accounting', () => {
     expect(worstCaseCostUsd({ model: 'gpt-4o', maxTokens: 1000, inputTokens: 2000 })).toBeCloseTo(0.015, 12);
     expect(worstCaseCostUsd({ model: 'gpt-4o', maxTokens: 1000, inputTokens: 2000, prices })).toBeCloseTo(0.03, 12);
     expect(worstCaseCostUsd({ model: 'nobody-knows', maxTokens: 1000, inputTokens: 2000 })).toBe(0);
+  });
+
+  it('keeps prices and failure types workflow-safe: they import nothing but zod', () => {
+    for (const file of ['prices.ts', 'failures.ts']) {
+      const source = readFileSync(join(__dirname, '../../models', file), 'utf8');
+      const imports = [...source.matchAll(/^import\s[^;]*?from\s+'([^']+)'/gm)].map((m) => m[1]);
+      expect(imports.every((name) => name === 'zod')).toBe(true);
+      expect(source).not.toMatch(/\brequire\(|Date\.now|Math\.random/);
+    }
   });
 
   it('KEEL_PRICES is validated at config load', () => {
