@@ -63,6 +63,8 @@ export interface StepActivityInput {
   stepId: string;
   tool: string;
   inputs: Record<string, unknown>;
+  /** The goal's pinned large-tier model, for tools that call a model (absent offline and in older runs). */
+  model?: string;
 }
 
 export interface OpenApprovalInput {

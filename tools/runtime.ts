@@ -11,6 +11,7 @@ import type { z } from 'zod';
 import type { EmailConnector } from '../connectors/email';
 import type { Db } from '../db/prisma';
 import type { MemoryService } from '../memory/service';
+import type { ModelGateway } from '../models/gateway';
 import type { StepActivityInput } from '../shared/activity-io';
 import type { StepOutput, StepResult } from '../shared/plan';
 import { loadArtifact } from '../state/artifacts';
@@ -28,6 +29,8 @@ export interface ToolDeps {
   workingSetTokens: number;
   /** Who signs drafts (KEEL_OPERATOR_NAME). */
   operatorName: string;
+  /** The model gateway, when a model endpoint is configured; tools fall back to their offline way without it. */
+  models?: ModelGateway;
 }
 
 /** What a tool's implementation returns; the runtime adds zero cost when it says nothing about cost. */

@@ -13,10 +13,14 @@ let engine: TestEngine;
 let standin: OpenAIStandin;
 /** What the "model" answers to the next plan request; each test sets its own. */
 let plans: unknown[] = [];
+let drafts: unknown[] = [];
 
 const planRequests = () =>
   standin.requests.filter(
-    (r) => r.path === '/v1/chat/completions' && (r.body as ChatRequestBody).response_format !== undefined,
+    (r) =>
+      r.path === '/v1/chat/completions' &&
+      (r.body as { response_format?: { json_schema?: { name?: string } } }).response_format?.json_schema?.name ===
+        'keel_plan',
   );
 
 beforeAll(async () => {
@@ -24,6 +28,7 @@ beforeAll(async () => {
     chat: (body) => {
       const format = body.response_format as { type: string; json_schema?: { name: string } } | undefined;
       if (format?.json_schema?.name === 'keel_plan') return JSON.stringify(plans.shift());
+      if (format?.json_schema?.name === 'keel_email_draft') return JSON.stringify(drafts.shift());
       return 'unexpected request';
     },
   });
@@ -69,6 +74,7 @@ const emailPlan = (to: string) => ({
 
 test('a goal is planned by the model, held at approval by the policy, and its model and cost are recorded', async () => {
   plans = [emailPlan('ada@example.com')];
+  drafts = [{ subject: 'Thanks, Ada', body: 'Hi Ada, thank you for the referral.' }];
   const before = planRequests().length;
   const { body } = await engine.http('POST', '/v1/goals', { title: 'Thank Ada for the referral' });
   const waiting = await engine.waitForGoal(body.goalId, (g) => g.status === 'awaiting_approval');
@@ -150,4 +156,50 @@ test('a plan the policy refuses is asked for again with the reasons, and the goa
   expect((requests[1].body as ChatRequestBody).model).toBe((requests[0].body as ChatRequestBody).model);
   const events = (await engine.http('GET', `/v1/goals/${body.goalId}/events`)).body.events;
   expect(events.filter((e: any) => e.type === 'plan.rejected')).toHaveLength(1);
+});
+
+test('a whole email goal runs through the gateway: the model plans and drafts, the operator approves, one email is sent', async () => {
+  plans = [
+    {
+      ...emailPlan('grace@example.com'),
+      steps: [
+        ...emailPlan('grace@example.com').steps,
+        {
+          id: 'record',
+          tool: 'outcome.record',
+          title: 'Record',
+          rationale: 'remember what was sent',
+          inputs: { summary: { fromStep: 'send' } },
+          dependsOn: ['send'],
+        },
+      ],
+    },
+  ];
+  drafts = [{ subject: 'Thank you, Grace', body: 'Hi Grace,\n\nThank you for the referral!\n\nTest Operator' }];
+  const before = standin.requests.length;
+  const { body } = await engine.http('POST', '/v1/goals', { title: 'Thank Grace for the referral' });
+  const waiting = await engine.waitForGoal(body.goalId, (g) => g.status === 'awaiting_approval');
+  // The operator sees the model's draft, and it is marked as the model's work.
+  expect(waiting.approvals[0].proposed).toMatchObject({ to: 'grace@example.com', subject: 'Thank you, Grace' });
+  expect(waiting.approvals[0].proposed.body).toContain('Thank you for the referral!');
+  const draft = await engine.db.prisma.artifact.findFirstOrThrow({ where: { goalId: body.goalId, kind: 'draft' } });
+  expect(draft.metadata).toMatchObject({ generatedBy: 'model:gpt-4o' });
+  const decided = await engine.http('POST', `/v1/approvals/${waiting.approvals[0].approvalId}/decision`, {
+    decision: 'approve',
+  });
+  expect(decided.status).toBe(200);
+  const done = await engine.waitForGoal(body.goalId, (g) => g.status === 'completed');
+  await engine.smtp.waitFor(1);
+  const sent = engine.smtp.messages.filter((m) => m.to.includes('grace@example.com'));
+  expect(sent).toHaveLength(1);
+  expect(sent[0].subject).toBe('Thank you, Grace');
+  // Every model call of the goal went to the protocol server: one plan, one draft.
+  const calls = standin.requests.slice(before).filter((r) => r.path === '/v1/chat/completions');
+  expect(calls.map((r) => (r.body as any).response_format.json_schema.name)).toEqual(['keel_plan', 'keel_email_draft']);
+  // The draft step's model call is its cost; the goal's cost adds the plan's and the draft's.
+  const explain = (await engine.http('GET', `/v1/goals/${body.goalId}/explain`)).body;
+  const draftAction = explain.actions.find((a: any) => a.stepId === 'draft');
+  expect(draftAction.model).toBe('gpt-4o');
+  expect(draftAction.cost.usd).toBeGreaterThan(0);
+  expect(done.cost.usd).toBeGreaterThan(draftAction.cost.usd);
 });

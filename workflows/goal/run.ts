@@ -46,6 +46,7 @@ export function createRunner(run: GoalRun, approvals: ReturnType<typeof createAp
       stepId: step.id,
       tool: step.tool,
       inputs,
+      ...(state.model ? { model: state.model } : {}),
     });
     outputs[step.id] = result.output;
     stepState.output = result.output;
