@@ -8,7 +8,15 @@ const tseslint = require('typescript-eslint');
 const nodeBuiltins = [...new Set(builtinModules.map((name) => name.replace(/^node:/, '')))];
 
 // Code bundled into the workflow sandbox: the workflows, shared contracts, and the pure tool specs and registry.
-const SANDBOXED = ['workflows/**/*.ts', 'shared/**/*.ts', 'tools/*/spec.ts', 'tools/spec.ts', 'tools/registry.ts'];
+const SANDBOXED = [
+  'workflows/**/*.ts',
+  'shared/**/*.ts',
+  'tools/*/spec.ts',
+  'tools/spec.ts',
+  'tools/registry.ts',
+  'models/prices.ts',
+  'models/failures.ts',
+];
 
 const sandboxMessage = 'Workflow code runs in a deterministic sandbox: do I/O in an activity (activities/) instead.';
 
@@ -61,9 +69,9 @@ module.exports = defineConfig(
             { group: ['@prisma/*', 'pg/*', '@qdrant/*'], message: sandboxMessage },
             {
               regex:
-                '^(\\./)?(\\.\\./)+(activities|lib|generated|api|workers|scripts|state|memory|models|planner|connectors|commands|config|db)(/|$)',
+                '^(\\./)?(\\.\\./)+(activities|lib|generated|api|workers|scripts|state|memory|models(?!/(prices|failures)$)|planner|connectors|commands|config|db)(/|$)',
               message:
-                'Workflows and shared code may import only workflows/, shared/ and tool specs (types from activities via `import type`).',
+                'Workflows and shared code may import only workflows/, shared/, tool specs and model prices (types from activities via `import type`).',
               allowTypeImports: true,
             },
           ],

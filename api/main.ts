@@ -7,6 +7,8 @@ import { temporalConnection } from '../commands/temporal';
 import { loadConfig, type Config } from '../config/index';
 import { createPrisma } from '../db/prisma';
 import { memoryFromConfig } from '../memory';
+import { goalModels } from '../commands/goals';
+import { modelsConfigured } from '../models/gateway';
 import { createApp } from './app';
 
 /** Without KEEL_API_KEY, a key is made once and kept in .keel/api-key so restarts keep it. */
@@ -43,6 +45,7 @@ async function run() {
       escalationTimeoutMs: config.KEEL_ESCALATION_TIMEOUT_MS,
       connectorHeartbeatMs: config.KEEL_CONNECTOR_HEARTBEAT_MS,
       maxReplans: config.KEEL_MAX_REPLANS,
+      ...(modelsConfigured(config) ? { models: goalModels(config) } : {}),
     },
   });
   const server = app.listen(config.PORT, () => {

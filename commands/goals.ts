@@ -10,7 +10,9 @@ import { createGoal, recordCancelRequest, type StoredGoal } from '../state/intak
 import { reconcileGoal } from '../state/reconcile';
 import { goalWorkflow } from '../workflows';
 import { cancelSignal, KeelPendingApprovals, KeelStatus } from '../workflows/messages';
-import type { GoalInput } from '../workflows/types';
+import type { GoalInput, GoalModels } from '../workflows/types';
+import type { Config } from '../config';
+import { resolvePrices } from '../models/prices';
 import { ConflictError, NotFoundError, UnavailableError } from './errors';
 import { callTemporal } from './temporal';
 import type { CommandDeps } from './types';
@@ -197,3 +199,22 @@ export async function reconcileFromTemporal(
       : `goal ${goal.id} is already ${result.status}`,
   };
 }
+
+/**
+ * The models and prices a new goal keeps its budget with: the configured
+ * tiers, the price table, and a prompt allowance of the working set plus the
+ * instructions. They travel in the goal's input, so changing them affects new goals only.
+ */
+export function goalModels(
+  config: Pick<Config, 'KEEL_MODEL_SMALL' | 'KEEL_MODEL_LARGE' | 'KEEL_PRICES' | 'KEEL_WORKING_SET_TOKENS'>,
+): GoalModels {
+  return {
+    small: config.KEEL_MODEL_SMALL,
+    large: config.KEEL_MODEL_LARGE,
+    prices: resolvePrices(config.KEEL_PRICES),
+    promptTokens: config.KEEL_WORKING_SET_TOKENS + PROMPT_ALLOWANCE_TOKENS,
+  };
+}
+
+/** Instructions, the tool catalogue and the goal around the working set, in tokens (measured: about 900). */
+export const PROMPT_ALLOWANCE_TOKENS = 1500;

@@ -17,7 +17,7 @@ import type { MemoryService } from '../memory/service';
 import type { ModelGateway } from '../models/gateway';
 import { untrusted } from '../models/prompt';
 import type { PlanGoalInput } from '../shared/activity-io';
-import type { PlanStep, ProposedPlan } from '../shared/plan';
+import { PLAN_MODEL, type PlanStep, type ProposedPlan } from '../shared/plan';
 import { TOOLS } from '../tools/registry';
 
 /** The json_schema name of a plan request; test servers and other tools answer to it. */
@@ -50,9 +50,6 @@ export const planAnswerSchema = z.object({
     .min(1)
     .max(20),
 });
-
-/** Output tokens a plan may take; also what a budget reserves for planning. */
-export const PLAN_MAX_TOKENS = 1500;
 
 export interface ModelPlannerDeps {
   gateway: ModelGateway;
@@ -118,7 +115,7 @@ export function createModelPlanner(deps: ModelPlannerDeps) {
       schema: planAnswerSchema,
       schemaName: PLAN_SCHEMA_NAME,
       messages: planMessages(goal, ws.text),
-      maxTokens: PLAN_MAX_TOKENS,
+      maxTokens: PLAN_MODEL.maxTokens,
       temperature: 0,
     });
     const steps: PlanStep[] = answer.value.steps.map((s) => ({

@@ -65,6 +65,8 @@ export interface StepActivityInput {
   inputs: Record<string, unknown>;
   /** The goal's pinned large-tier model, for tools that call a model (absent offline and in older runs). */
   model?: string;
+  /** The tier the workflow chose for the step's model call within the budget (absent: the tool's own). */
+  tier?: 'small' | 'large';
 }
 
 export interface OpenApprovalInput {

@@ -66,3 +66,6 @@ export interface StepResult {
 export function isStepRef(v: StepInputValue): v is { fromStep: string } {
   return typeof v === 'object' && v !== null && typeof (v as { fromStep?: unknown }).fromStep === 'string';
 }
+
+/** The model call of a model plan: the large tier, at most 1500 output tokens (what a budget reserves for it). */
+export const PLAN_MODEL = { tier: 'large', maxTokens: 1500, downgrade: false } as const;

@@ -71,6 +71,12 @@ export interface ToolSpec<
   estimatedCostUsd: number;
   /** Failure types the tool raises that retrying cannot fix. */
   errors: readonly string[];
+  /**
+   * The model call the tool makes when a model is configured: its tier, the
+   * most output tokens it asks for (what a budget reserves), and whether it
+   * may drop to the small tier when the goal's budget cannot cover the large one.
+   */
+  model?: { tier: 'small' | 'large'; maxTokens: number; downgrade: boolean };
   approval?: ApprovalSpec<z.infer<I>>;
 }
 

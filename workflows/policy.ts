@@ -26,15 +26,26 @@ export function requiresApproval(step: Pick<PlanStep, 'tool'>): boolean {
   return spec === undefined || spec.irreversible || spec.risk === 'external';
 }
 
-export function estimatePlanCost(steps: PlanStep[]): number {
-  return steps.reduce((sum, s) => sum + (toolSpec(s.tool)?.estimatedCostUsd ?? 0), 0);
+/**
+ * What a plan is expected to cost. With `reservedAtRun`, steps that call a
+ * model are left out: the workflow reserves their worst case against the
+ * budget right before each runs (and asks the operator when it does not fit).
+ */
+export function estimatePlanCost(steps: PlanStep[], opts: { reservedAtRun?: boolean } = {}): number {
+  return steps.reduce((sum, s) => {
+    const spec = toolSpec(s.tool);
+    return sum + (opts.reservedAtRun && spec?.model ? 0 : (spec?.estimatedCostUsd ?? 0));
+  }, 0);
 }
 
 /**
  * Checks a proposed plan against the tool registry and the budget.
  * Returns every problem found, so a replan can be told all of them at once.
  */
-export function validatePlan(steps: PlanStep[], opts: { budgetUsd: number; spentUsd: number }): PlanProblem[] {
+export function validatePlan(
+  steps: PlanStep[],
+  opts: { budgetUsd: number; spentUsd: number; reservedAtRun?: boolean },
+): PlanProblem[] {
   const problems: PlanProblem[] = [];
   if (steps.length === 0) return [{ code: 'empty_plan', message: 'the plan has no steps' }];
   const ids = new Set<string>();
@@ -108,7 +119,7 @@ export function validatePlan(steps: PlanStep[], opts: { budgetUsd: number; spent
   }
   const cycle = findCycle(steps);
   if (cycle) problems.push({ code: 'cycle', message: `steps depend on each other in a cycle: ${cycle.join(' -> ')}` });
-  const estimate = estimatePlanCost(steps);
+  const estimate = estimatePlanCost(steps, opts);
   if (opts.spentUsd + estimate > opts.budgetUsd) {
     problems.push({
       code: 'over_budget',

@@ -1,5 +1,6 @@
 /** Plain-JSON inputs and state of goalWorkflow (no Map, Set, Date or classes). */
 import type { ApprovalStatus, Decision, FinishedGoalStatus, GoalStatus } from '../shared/goal';
+import type { PriceTable } from '../models/prices';
 import type { PlanStep, StepOutput, StepStatus } from '../shared/plan';
 
 /** Durations live in the input so tests can use seconds and the workflow stays deterministic. */
@@ -8,6 +9,20 @@ export interface GoalSettings {
   escalationTimeoutMs: number;
   connectorHeartbeatMs: number;
   maxReplans: number;
+  /** Set when a model endpoint is configured: what model steps are reserved against the budget with. */
+  models?: GoalModels;
+}
+
+/**
+ * The model tiers and prices a goal's budget is kept with, fixed when the goal
+ * starts (they travel in its input, so a configuration change affects new goals only).
+ */
+export interface GoalModels {
+  small: string;
+  large: string;
+  prices: PriceTable;
+  /** Input tokens a model step is assumed to send at most (its working set and instructions). */
+  promptTokens: number;
 }
 
 export interface GoalInput {
@@ -52,6 +67,10 @@ export interface GoalState {
   error?: string;
   /** The large-tier model of the goal's first model plan: later model calls of the goal keep it. */
   model?: string;
+  /** The goal's budget now: its `budgetUsd`, or what the operator raised it to. */
+  budgetUsd?: number;
+  /** Worst-case cost of the model calls running now, not yet settled. */
+  reservedUsd?: number;
 }
 
 export interface GoalResult {

@@ -10,13 +10,10 @@ import { cut } from '../../shared/text';
 import { preview, saveArtifact } from '../../state/artifacts';
 import { contactSubject, parseAddress } from '../../state/entities';
 import { OFFLINE_LABEL, implementTool, stableId, textOf, type ToolDeps } from '../runtime';
-import { emailDraft } from './spec';
+import { DRAFT_MODEL, emailDraft } from './spec';
 
 /** A subject line stays within what mail clients show (RFC 5322 recommends 78 characters). */
 const SUBJECT_MAX = 78;
-
-/** Output tokens a draft may take; also what a budget reserves for it. */
-export const DRAFT_MAX_TOKENS = 800;
 
 /** What the model answers: the json_schema `keel_email_draft`. */
 export const draftAnswerSchema = z.object({ subject: z.string().min(1), body: z.string().min(1) });
@@ -68,14 +65,22 @@ function offlineDraft(to: string, purpose: string, known: string, operatorName: 
 
 async function modelDraft(
   models: NonNullable<ToolDeps['models']>,
-  opts: { to: string; purpose: string; known: string; operatorName: string; model?: string; signal?: AbortSignal },
+  opts: {
+    to: string;
+    purpose: string;
+    known: string;
+    operatorName: string;
+    tier: 'small' | 'large';
+    model?: string;
+    signal?: AbortSignal;
+  },
 ): Promise<Draft> {
   const answer = await models.json({
-    tier: 'large',
+    tier: opts.tier,
     model: opts.model,
     schema: draftAnswerSchema,
     schemaName: 'keel_email_draft',
-    maxTokens: DRAFT_MAX_TOKENS,
+    maxTokens: DRAFT_MODEL.maxTokens,
     signal: opts.signal,
     messages: [
       {
@@ -108,7 +113,15 @@ async function modelDraft(
 export const draftEmail = implementTool(emailDraft, async ({ to, purpose, context }, step, deps) => {
   const known = context && context.items > 0 ? await textOf(deps.prisma, context) : '';
   const draft = deps.models
-    ? await modelDraft(deps.models, { to, purpose, known, operatorName: deps.operatorName, model: step.model })
+    ? await modelDraft(deps.models, {
+        to,
+        purpose,
+        known,
+        operatorName: deps.operatorName,
+        // The workflow may have dropped this step to the small tier to stay within the goal's budget.
+        tier: step.tier ?? DRAFT_MODEL.tier,
+        model: (step.tier ?? DRAFT_MODEL.tier) === 'large' ? step.model : undefined,
+      })
     : offlineDraft(to, purpose, known, deps.operatorName);
   const subjectLine = cut(draft.subject.replace(/\s+/g, ' ').trim(), SUBJECT_MAX);
   const ref = await saveArtifact(

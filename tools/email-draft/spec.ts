@@ -3,6 +3,9 @@ import { z } from 'zod';
 import { recalledContextSchema } from '../memory-recall/spec';
 import { defineTool, stepOutputSchema } from '../spec';
 
+/** A draft is written by the large tier, may drop to the small one to fit a budget, and takes at most 800 tokens. */
+export const DRAFT_MODEL = { tier: 'large', maxTokens: 800, downgrade: true } as const;
+
 export const emailDraft = defineTool({
   name: 'email.draft',
   description: 'Write an email draft and store it as an artifact',
@@ -20,4 +23,5 @@ export const emailDraft = defineTool({
   preset: 'model',
   estimatedCostUsd: 0.02,
   errors: [],
+  model: DRAFT_MODEL,
 });

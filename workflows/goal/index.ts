@@ -22,6 +22,7 @@ import {
 import { cancelSignal, decideSignal, decideUpdate, stateQuery } from '../messages';
 import type { GoalInput, GoalResult } from '../types';
 import { createApprovals } from './approvals';
+import { createBudget } from './budget';
 import { errorMessage, failureType } from './errors';
 import { planGoal } from './plan';
 import { createRunner } from './run';
@@ -38,7 +39,8 @@ export async function goalWorkflow(goal: GoalInput): Promise<GoalResult> {
   const run = createGoalRun(goal);
   const { state, acts } = run;
   const approvals = createApprovals(run);
-  const runner = createRunner(run, approvals);
+  const budget = createBudget(run, approvals);
+  const runner = createRunner(run, approvals, budget);
   let cancelRequest: { reason: string; actor: string } | undefined;
   let mainScope: CancellationScope | undefined;
 
@@ -64,7 +66,7 @@ export async function goalWorkflow(goal: GoalInput): Promise<GoalResult> {
     await mainScope.run(async () => {
       // A cancel that arrived before this scope existed still counts.
       if (cancelRequest) mainScope?.cancel();
-      await runner.runPlan(await planGoal(run), workflowInfo().workflowId);
+      await runner.runPlan(await planGoal(run, budget), workflowInfo().workflowId);
     });
     const outcome = [...state.plan.steps].reverse().find((s) => s.status === 'completed' && s.output)?.output;
     run.publishStatus('completed');

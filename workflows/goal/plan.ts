@@ -3,31 +3,61 @@
  * policy, and ask again with the problems found, a bounded number of times.
  */
 import { ApplicationFailure } from '@temporalio/workflow';
-import type { PlannedStep, ProposedPlan } from '../../shared/plan';
+import { PLAN_MODEL, type PlannedStep, type ProposedPlan } from '../../shared/plan';
+import type { createBudget } from './budget';
 import { requiresApproval, validatePlan } from '../policy';
 import type { GoalRun } from './state';
 
-export async function planGoal(run: GoalRun): Promise<PlannedStep[]> {
+/** Where a budget approval for planning is recorded: a step of its own, ahead of the plan's steps. */
+const PLANNING_STEP = 'plan';
+
+export async function planGoal(run: GoalRun, budget: ReturnType<typeof createBudget>): Promise<PlannedStep[]> {
   const { goal, state, acts } = run;
   const { maxReplans } = goal.settings;
   let feedback: string[] = [];
   for (let attempt = 0; attempt <= maxReplans; attempt++) {
     const version = state.plan.version + 1;
-    const proposal: ProposedPlan = await acts.planner.planGoal({
-      goalId: goal.goalId,
-      title: goal.title,
-      description: goal.description,
-      kind: goal.kind,
-      input: goal.input,
-      planVersion: version,
-      feedback,
-      ...(state.model ? { model: state.model } : {}),
+    const planning: PlannedStep = {
+      id: PLANNING_STEP,
+      tool: 'planner',
+      title: `Plan "${goal.title}"`,
+      rationale: 'The large model tier proposes the plan.',
+      inputs: {},
+      dependsOn: [],
+      requiresApproval: false,
+    };
+    const reserved = await budget.reserve(PLAN_MODEL, planning, {
+      id: planning.id,
+      tool: planning.tool,
+      title: planning.title,
+      status: 'pending',
+      requiresApproval: false,
+      dependsOn: [],
     });
+    let proposal: ProposedPlan;
+    try {
+      proposal = await acts.planner.planGoal({
+        goalId: goal.goalId,
+        title: goal.title,
+        description: goal.description,
+        kind: goal.kind,
+        input: goal.input,
+        planVersion: version,
+        feedback,
+        ...(state.model ? { model: state.model } : {}),
+      });
+    } finally {
+      budget.release(reserved);
+    }
     run.addCost(proposal);
     // The first model plan pins the goal's model: a configuration change affects new goals only.
     if (!state.model && proposal.generatedBy.startsWith('model:')) state.model = proposal.model;
     state.plan.version = version;
-    const problems = validatePlan(proposal.steps, { budgetUsd: goal.budgetUsd, spentUsd: state.cost.usd });
+    const problems = validatePlan(proposal.steps, {
+      budgetUsd: state.budgetUsd ?? goal.budgetUsd,
+      spentUsd: state.cost.usd,
+      reservedAtRun: goal.settings.models !== undefined,
+    });
     if (problems.length === 0) {
       const steps = proposal.steps.map((s) => ({ ...s, requiresApproval: requiresApproval(s) }));
       state.plan.steps = steps.map((s) => ({

@@ -8,11 +8,16 @@ import { ApplicationFailure, CancellationScope, isCancellation, log } from '@tem
 import { isStepRef, type PlannedStep, type StepOutput, type StepResult } from '../../shared/plan';
 import { toolSpec } from '../../tools/registry';
 import { stepOutputSchema, type CompensationActivityName } from '../../tools/spec';
+import type { createBudget } from './budget';
 import type { createApprovals } from './approvals';
 import { errorMessage } from './errors';
 import type { GoalRun } from './state';
 
-export function createRunner(run: GoalRun, approvals: ReturnType<typeof createApprovals>) {
+export function createRunner(
+  run: GoalRun,
+  approvals: ReturnType<typeof createApprovals>,
+  budget: ReturnType<typeof createBudget>,
+) {
   const { goal, state, acts } = run;
   const outputs: Record<string, StepOutput> = {};
   const compensations: { stepId: string; activity: CompensationActivityName; output: StepOutput }[] = [];
@@ -38,16 +43,24 @@ export function createRunner(run: GoalRun, approvals: ReturnType<typeof createAp
         }
       }
     }
+    const reserved = spec.model ? await budget.reserve(spec.model, step, stepState) : undefined;
     stepState.status = 'running';
-    const result: StepResult = await acts.byPreset[spec.preset][spec.activity]({
-      goalId: goal.goalId,
-      workflowId,
-      planVersion: state.plan.version,
-      stepId: step.id,
-      tool: step.tool,
-      inputs,
-      ...(state.model ? { model: state.model } : {}),
-    });
+    let result: StepResult;
+    try {
+      result = await acts.byPreset[spec.preset][spec.activity]({
+        goalId: goal.goalId,
+        workflowId,
+        planVersion: state.plan.version,
+        stepId: step.id,
+        tool: step.tool,
+        inputs,
+        ...(state.model ? { model: state.model } : {}),
+        ...(reserved ? { tier: reserved.tier } : {}),
+      });
+    } finally {
+      // Settled: the real cost replaces the reservation (added below when the step succeeded).
+      budget.release(reserved);
+    }
     outputs[step.id] = result.output;
     stepState.output = result.output;
     stepState.status = 'completed';
