@@ -10,7 +10,11 @@ import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import globalSetup from '../global-setup';
+import { goalModels } from '../../commands/goals';
+import { loadConfig } from '../../config';
+import { createModelGateway } from '../../models/gateway';
 import { startEngine, type TestEngine } from '../helpers/engine';
+import { startOpenAIStandin } from '../helpers/openai-standin';
 
 const OUT = path.join(__dirname, 'histories');
 /**
@@ -19,6 +23,8 @@ const OUT = path.join(__dirname, 'histories');
  * files that exist are never overwritten. v1 histories carry no tag.
  */
 const RECORD_TAG = 'v4-decide-update';
+/** The tag of histories of goals started with a model configured (budget reservations). */
+const MODEL_RECORD_TAG = 'v5-model-budget';
 
 async function decideFirst(engine: TestEngine, goalId: string, body: Record<string, unknown>) {
   const waiting = await engine.waitForGoal(goalId, (g) => g.status === 'awaiting_approval');
@@ -81,6 +87,70 @@ async function run() {
     }
   } finally {
     await engine.close();
+  }
+  await recordModelShapes();
+}
+
+/**
+ * Goals started with a model configured: the model plans and drafts (a local
+ * server speaking the chat-completions protocol answers), and the budget is
+ * kept by reservations — this one stops at "raise the budget" first.
+ */
+async function recordModelShapes() {
+  const file = path.join(OUT, `email-model-budget-raised-${MODEL_RECORD_TAG}.json`);
+  if (existsSync(file)) {
+    console.log(`kept ${path.basename(file)} (already recorded)`);
+    return;
+  }
+  const standin = await startOpenAIStandin({
+    chat: (body) => {
+      const name = (body.response_format as { json_schema?: { name?: string } } | undefined)?.json_schema?.name;
+      if (name !== 'keel_plan') return JSON.stringify({ subject: 'Thank you', body: 'Thank you, Di!' });
+      const to = 'di@example.com';
+      return JSON.stringify({
+        rationale: 'Draft, ask, send.',
+        steps: [
+          {
+            id: 'draft',
+            tool: 'email.draft',
+            title: 'Draft',
+            rationale: '',
+            inputs: { to, purpose: 'thanks' },
+            dependsOn: [],
+          },
+          {
+            id: 'send',
+            tool: 'email.send',
+            title: 'Send',
+            rationale: '',
+            inputs: { to, draft: { fromStep: 'draft' } },
+            dependsOn: ['draft'],
+          },
+        ],
+      });
+    },
+  });
+  const config = loadConfig({ OPENAI_BASE_URL: standin.baseURL, OPENAI_API_KEY: 'record' });
+  const engine = await startEngine({ settings: { models: goalModels(config) } });
+  try {
+    await engine.startWorker({ models: createModelGateway(config) });
+    const { body } = await engine.http('POST', '/v1/goals', { title: 'Thank Di', budgetUsd: 0.001 });
+    for (const stepId of ['plan', 'send']) {
+      const waiting = await engine.waitForGoal(body.goalId, (g) =>
+        g.approvals.some((a: { stepId: string; status: string }) => a.stepId === stepId && a.status === 'pending'),
+      );
+      const approval = waiting.approvals.find((a: { stepId: string }) => a.stepId === stepId);
+      await engine.http('POST', `/v1/approvals/${approval.approvalId}/decision`, { decision: 'approve' });
+    }
+    await engine.waitForGoal(body.goalId, (g) => g.status === 'completed');
+    const handle = engine.temporal.client.workflow.getHandle(body.workflowId);
+    await handle.result();
+    const history = await handle.fetchHistory();
+    await writeFile(file, historyToJSON(history));
+    console.log(`recorded ${path.basename(file)} (${history.events?.length} events)`);
+  } finally {
+    await engine.close();
+    await standin.close();
   }
 }
 
