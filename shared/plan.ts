@@ -25,6 +25,8 @@ export interface ProposedPlan {
   costUsd: number;
   inputTokens: number;
   outputTokens: number;
+  /** Addresses in the plan that are already the operator's contacts (a model planner looks them up). */
+  knownRecipients?: string[];
 }
 
 export const STEP_STATUSES = [

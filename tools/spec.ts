@@ -72,6 +72,12 @@ export interface ToolSpec<
   /** Failure types the tool raises that retrying cannot fix. */
   errors: readonly string[];
   /**
+   * Inputs that name who the effect reaches (an email's `to`). A model's plan
+   * may only name people the goal names or the operator's contacts: an
+   * address found only in outside text cannot become a recipient.
+   */
+  recipientInputs?: readonly string[];
+  /**
    * The model call the tool makes when a model is configured: its tier, the
    * most output tokens it asks for (what a budget reserves), and whether it
    * may drop to the small tier when the goal's budget cannot cover the large one.

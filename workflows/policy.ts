@@ -10,6 +10,7 @@ export interface PlanProblem {
   stepId?: string;
   code:
     | 'unknown_tool'
+    | 'unknown_recipient'
     | 'missing_input'
     | 'invalid_input'
     | 'bad_reference'
@@ -44,7 +45,13 @@ export function estimatePlanCost(steps: PlanStep[], opts: { reservedAtRun?: bool
  */
 export function validatePlan(
   steps: PlanStep[],
-  opts: { budgetUsd: number; spentUsd: number; reservedAtRun?: boolean },
+  opts: {
+    budgetUsd: number;
+    spentUsd: number;
+    reservedAtRun?: boolean;
+    /** When given, the only addresses (lower case) a step may name as a recipient. */
+    recipients?: readonly string[];
+  },
 ): PlanProblem[] {
   const problems: PlanProblem[] = [];
   if (steps.length === 0) return [{ code: 'empty_plan', message: 'the plan has no steps' }];
@@ -63,6 +70,18 @@ export function validatePlan(
         message: `step "${step.id}" names unknown tool "${step.tool}"`,
       });
       continue;
+    }
+    for (const name of opts.recipients ? (spec.recipientInputs ?? []) : []) {
+      const v = step.inputs[name];
+      for (const address of typeof v === 'string' ? emailAddresses(v) : []) {
+        if (!opts.recipients?.includes(address)) {
+          problems.push({
+            stepId: step.id,
+            code: 'unknown_recipient',
+            message: `step "${step.id}" (${step.tool}) names ${address}, who is neither named by the goal nor a contact`,
+          });
+        }
+      }
     }
     // The spec's input schema says what each input must be; a reference is checked when it resolves.
     for (const field of inputFields(spec)) {
@@ -152,4 +171,20 @@ function findCycle(steps: PlanStep[]): string[] | undefined {
     if (found) return found;
   }
   return undefined;
+}
+
+const EMAIL_ADDRESS = /[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}/g;
+
+/** Every email address in a text, lower case. */
+export function emailAddresses(text: string): string[] {
+  return (text.match(EMAIL_ADDRESS) ?? []).map((a) => a.toLowerCase());
+}
+
+/** The people a goal names itself, in its title, description and input: what its operator (or rule) wrote. */
+export function goalRecipients(goal: {
+  title: string;
+  description?: string;
+  input: Record<string, unknown>;
+}): string[] {
+  return [...new Set(emailAddresses(`${goal.title}\n${goal.description ?? ''}\n${JSON.stringify(goal.input)}`))];
 }

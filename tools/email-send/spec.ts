@@ -42,6 +42,7 @@ export const emailSend = defineTool({
   preset: 'connector',
   estimatedCostUsd: 0,
   errors: ['InvalidEmailAddress', 'EmailRejected'],
+  recipientInputs: ['to'],
   approval: {
     artifactInput: 'draft',
     describe(inputs, artifact) {

@@ -2,11 +2,14 @@
  * Planning: ask the planner, hold its proposal to the tool registry and the
  * policy, and ask again with the problems found, a bounded number of times.
  */
-import { ApplicationFailure } from '@temporalio/workflow';
+import { ApplicationFailure, patched } from '@temporalio/workflow';
 import { PLAN_MODEL, type PlannedStep, type ProposedPlan } from '../../shared/plan';
 import type { createBudget } from './budget';
-import { requiresApproval, validatePlan } from '../policy';
+import { goalRecipients, requiresApproval, validatePlan } from '../policy';
 import type { GoalRun } from './state';
+
+/** patched() id: a model's plan may name as recipients only people the goal names or known contacts. */
+export const RECIPIENT_GUARD_PATCH = 'keel-recipient-guard';
 
 /** Where a budget approval for planning is recorded: a step of its own, ahead of the plan's steps. */
 const PLANNING_STEP = 'plan';
@@ -53,7 +56,15 @@ export async function planGoal(run: GoalRun, budget: ReturnType<typeof createBud
     // The first model plan pins the goal's model: a configuration change affects new goals only.
     if (!state.model && proposal.generatedBy.startsWith('model:')) state.model = proposal.model;
     state.plan.version = version;
+    // A model's plan may only reach people the goal names or the operator's contacts: an address the
+    // model picked up from outside text (an inbound email, a memory) is refused. Offline plans take
+    // their recipient from the goal itself; runs from before this rule replay without it.
+    const recipients =
+      proposal.generatedBy.startsWith('model:') && patched(RECIPIENT_GUARD_PATCH)
+        ? [...goalRecipients(goal), ...(proposal.knownRecipients ?? [])]
+        : undefined;
     const problems = validatePlan(proposal.steps, {
+      recipients,
       budgetUsd: state.budgetUsd ?? goal.budgetUsd,
       spentUsd: state.cost.usd,
       reservedAtRun: goal.settings.models !== undefined,
