@@ -9,6 +9,7 @@ import type { Db } from '../db/prisma';
 import { createCompactionActivities } from '../memory/compaction';
 import { rememberGoal } from '../memory/episodes';
 import type { MemoryService } from '../memory/service';
+import { withCache, type ModelCacheOptions } from '../models/cache';
 import type { ModelGateway } from '../models/gateway';
 import { createModelPlanner } from '../planner/model';
 import { planOffline } from '../planner/offline';
@@ -29,9 +30,16 @@ export interface ActivityDeps {
   models?: ModelGateway;
   /** Proposes plans; by default the model planner when `models` is set, else the offline planner. */
   planner?: (input: PlanGoalInput) => Promise<ProposedPlan>;
+  /** The model output cache's options (KEEL_MODEL_CACHE_FRESH), or false when KEEL_MODEL_CACHE=off; on by default. */
+  modelCache?: ModelCacheOptions | false;
 }
 
-export function createActivities(deps: ActivityDeps) {
+export function createActivities(given: ActivityDeps) {
+  // Model calls that ask for it are answered from the output cache when the same request was answered before.
+  const deps: ActivityDeps =
+    given.models && given.modelCache !== false
+      ? { ...given, models: withCache(given.models, given.prisma, given.modelCache ?? {}) }
+      : given;
   const planner =
     deps.planner ??
     (deps.models

@@ -1,5 +1,6 @@
 /** GET /v1/metrics: what the engine did, read from the canonical tables. */
 import { Router } from 'express';
+import { cacheStats } from '../models/cache';
 import { GOAL_STATUSES } from '../shared/goal';
 import { route } from './errors';
 import type { AppDeps } from './types';
@@ -16,11 +17,11 @@ export function metricsRoutes(deps: AppDeps): Router {
   const { prisma } = deps;
   const r = Router();
 
-  /** GET /v1/metrics — plan churn, human-intervention ratio, cost per committed outcome, context size, goals by status. */
+  /** GET /v1/metrics — plan churn, human-intervention ratio, cost per committed outcome, context size, goals by status, the model output cache. */
   r.get(
     '/metrics',
     route(async (_req, res) => {
-      const [byStatus, totals, decided, stepsRun, [context], memoryStats] = await Promise.all([
+      const [byStatus, totals, decided, stepsRun, [context], memoryStats, modelCache] = await Promise.all([
         prisma.goal.groupBy({ by: ['status'], _count: { _all: true } }),
         prisma.goal.aggregate({ _sum: { planChurn: true, costUsd: true }, _count: { _all: true } }),
         prisma.approval.count({ where: { status: { in: ['approved', 'rejected'] } } }),
@@ -32,6 +33,7 @@ export function metricsRoutes(deps: AppDeps): Router {
                  count(metadata->'tokens') AS steps
             FROM artifacts WHERE kind = 'context'`,
         deps.memory.stats(),
+        cacheStats(prisma),
       ]);
       const goalsByStatus: Record<string, number> = Object.fromEntries(GOAL_STATUSES.map((s) => [s, 0]));
       for (const row of byStatus) goalsByStatus[row.status] = row._count._all;
@@ -57,6 +59,8 @@ export function metricsRoutes(deps: AppDeps): Router {
           },
           memory: memoryStats,
         },
+        // Model answers served again instead of paid for again (models/cache.ts), over every process.
+        modelCache,
       });
     }),
   );

@@ -43,6 +43,14 @@ export const configSchema = z.object({
   KEEL_MODEL_TIMEOUT_MS: durationMs(60_000),
   KEEL_PRICES: z.string().default('{}').transform(parseJson).pipe(priceTableSchema),
   KEEL_EMBED_MODEL: z.string().default('text-embedding-3-small'),
+  /** The model output cache (models/cache.ts): `on` (default) or `off`. */
+  KEEL_MODEL_CACHE: z.enum(['on', 'off']).default('on'),
+  /** Freshness per purpose in ms, overriding the specs' (`{"plan": 0, "email.draft": 3600000}`; 0: not cached). */
+  KEEL_MODEL_CACHE_FRESH: z
+    .string()
+    .default('{}')
+    .transform(parseJson)
+    .pipe(z.record(z.string(), z.number().int().min(0))),
   SLACK_BOT_TOKEN: z.string().optional(),
   SLACK_SIGNING_SECRET: z.string().optional(),
   SLACK_CHANNEL: z.string().optional(),

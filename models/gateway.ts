@@ -316,13 +316,7 @@ export function createModelGateway(config: ModelGatewayConfig, deps: ModelGatewa
       const call = begin(opts);
       const strict = opts.strict ?? false;
       const schemaJson = jsonSchemaOf(opts.schema);
-      const promptHash = hashRequest({
-        model: call.model,
-        messages: opts.messages,
-        maxTokens: opts.maxTokens,
-        temperature: opts.temperature ?? null,
-        output: { name: opts.schemaName, schema: schemaJson, strict },
-      });
+      const promptHash = requestHash(call.model, opts, jsonOutput(opts));
       const modeKey = `${call.where} ${call.model}`;
       let mode: OutputMode = modes.get(modeKey) ?? 'json_schema';
       let conversation = opts.messages;
@@ -376,13 +370,7 @@ export function createModelGateway(config: ModelGatewayConfig, deps: ModelGatewa
 
     async text(opts: ModelCallOptions): Promise<ModelCallResult<string>> {
       const call = begin(opts);
-      const promptHash = hashRequest({
-        model: call.model,
-        messages: opts.messages,
-        maxTokens: opts.maxTokens,
-        temperature: opts.temperature ?? null,
-        output: 'text',
-      });
+      const promptHash = requestHash(call.model, opts, 'text');
       let answer: Awaited<ReturnType<typeof send>>;
       try {
         answer = await send(call, opts, opts.messages, undefined);
@@ -546,8 +534,25 @@ function promptTokens(messages: ChatMessage[]): number {
   return messages.reduce((sum, m) => sum + countTokens(m.content) + 4, 3);
 }
 
-function hashRequest(request: unknown): string {
+/**
+ * The hash of a request: model, messages, parameters and the output asked for
+ * (`'text'` or {@link jsonOutput}). Recorded as a call's `promptHash`, and the
+ * output cache's notion of "the same request".
+ */
+export function requestHash(model: string, opts: ModelCallOptions, output: unknown): string {
+  const request = {
+    model,
+    messages: opts.messages,
+    maxTokens: opts.maxTokens,
+    temperature: opts.temperature ?? null,
+    output,
+  };
   return createHash('sha256').update(JSON.stringify(request)).digest('hex');
+}
+
+/** The output part of a structured request's hash: the json_schema's name, JSON Schema and strictness. */
+export function jsonOutput(opts: Pick<JsonCallOptions<z.ZodType>, 'schema' | 'schemaName' | 'strict'>) {
+  return { name: opts.schemaName, schema: jsonSchemaOf(opts.schema), strict: opts.strict ?? false };
 }
 
 /** The delay a 429 asks for: `retry-after-ms`, else `retry-after` (seconds or an HTTP date); undefined if neither. */

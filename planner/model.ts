@@ -14,6 +14,7 @@ import { z } from 'zod';
 import type { Db } from '../db/prisma';
 import { assembleWorkingSet } from '../memory/working-set';
 import type { MemoryService } from '../memory/service';
+import { workingSetDependencies } from '../models/cache';
 import type { ModelGateway } from '../models/gateway';
 import { untrusted } from '../models/prompt';
 import type { PlanGoalInput } from '../shared/activity-io';
@@ -118,6 +119,8 @@ export function createModelPlanner(deps: ModelPlannerDeps) {
       messages: planMessages(goal, ws.text),
       maxTokens: PLAN_MODEL.maxTokens,
       temperature: 0,
+      // The same goal text over the same memories and facts gets the same plan while it is fresh.
+      cache: { key: 'plan', freshForMs: PLAN_MODEL.cacheForMs, dependsOn: workingSetDependencies(ws.memoryIds) },
     });
     const steps: PlanStep[] = answer.value.steps.map((s) => ({
       id: s.id,
@@ -141,7 +144,7 @@ export function createModelPlanner(deps: ModelPlannerDeps) {
       steps,
       knownRecipients: contacts.map((c) => c.email),
       rationale: answer.value.rationale,
-      generatedBy: `model:${answer.model}`,
+      generatedBy: `model:${answer.model}${answer.cache?.hit ? ' (from the output cache)' : ''}`,
       model: answer.model,
       promptHash: answer.promptHash,
       costUsd: answer.costUsd,

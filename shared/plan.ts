@@ -69,5 +69,9 @@ export function isStepRef(v: StepInputValue): v is { fromStep: string } {
   return typeof v === 'object' && v !== null && typeof (v as { fromStep?: unknown }).fromStep === 'string';
 }
 
-/** The model call of a model plan: the large tier, at most 1500 output tokens (what a budget reserves for it). */
-export const PLAN_MODEL = { tier: 'large', maxTokens: 1500, downgrade: false } as const;
+/**
+ * The model call of a model plan: the large tier, at most 1500 output tokens
+ * (what a budget reserves for it); the same request built from the same
+ * memories is answered from the output cache for 10 minutes.
+ */
+export const PLAN_MODEL = { tier: 'large', maxTokens: 1500, downgrade: false, cacheForMs: 10 * 60_000 } as const;

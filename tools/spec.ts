@@ -81,8 +81,10 @@ export interface ToolSpec<
    * The model call the tool makes when a model is configured: its tier, the
    * most output tokens it asks for (what a budget reserves), and whether it
    * may drop to the small tier when the goal's budget cannot cover the large one.
+   * `cacheForMs` is how long the output cache may serve the same request's
+   * answer again (models/cache.ts; KEEL_MODEL_CACHE_FRESH overrides it; 0: never cached).
    */
-  model?: { tier: 'small' | 'large'; maxTokens: number; downgrade: boolean };
+  model?: { tier: 'small' | 'large'; maxTokens: number; downgrade: boolean; cacheForMs?: number };
   approval?: ApprovalSpec<z.infer<I>>;
 }
 

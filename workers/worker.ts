@@ -29,6 +29,8 @@ export interface KeelWorkerDeps {
   /** The model gateway (createModelGateway), when a model endpoint is configured. */
   models?: ActivityDeps['models'];
   planner?: ActivityDeps['planner'];
+  /** The model output cache's options, or false to run without it (on by default). */
+  modelCache?: ActivityDeps['modelCache'];
   options?: Partial<WorkerOptions>;
 }
 
@@ -48,6 +50,7 @@ export async function createKeelWorker(deps: KeelWorkerDeps): Promise<Worker> {
       workingSetTokens: deps.workingSetTokens,
       models: deps.models,
       planner: deps.planner,
+      modelCache: deps.modelCache,
     }),
     ...deps.options,
     interceptors: {
@@ -117,6 +120,7 @@ export async function createWorkerFromConfig(config: Config) {
     workingSetTokens: config.KEEL_WORKING_SET_TOKENS,
     // Without a model endpoint the engine plans and drafts offline, and says so in everything it produces.
     models: modelsConfigured(config) ? createModelGateway(config) : undefined,
+    modelCache: config.KEEL_MODEL_CACHE === 'off' ? false : { freshForMs: config.KEEL_MODEL_CACHE_FRESH },
   });
   const clientConnection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
   const schedule = await ensureCompactionSchedule(

@@ -5,6 +5,7 @@
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import { contextDependencies, type CacheDependency } from '../../models/cache';
 import { untrusted } from '../../models/prompt';
 import { cut } from '../../shared/text';
 import { preview, saveArtifact } from '../../state/artifacts';
@@ -73,6 +74,8 @@ async function modelDraft(
     tier: 'small' | 'large';
     model?: string;
     signal?: AbortSignal;
+    /** What the prompt was built from (the context artifact and its memories), for the output cache. */
+    dependsOn: CacheDependency[];
   },
 ): Promise<Draft> {
   const answer = await models.json({
@@ -82,6 +85,7 @@ async function modelDraft(
     schemaName: 'keel_email_draft',
     maxTokens: DRAFT_MODEL.maxTokens,
     signal: opts.signal,
+    cache: { key: emailDraft.name, freshForMs: DRAFT_MODEL.cacheForMs, dependsOn: opts.dependsOn },
     messages: [
       {
         role: 'system',
@@ -106,7 +110,7 @@ async function modelDraft(
     costUsd: answer.costUsd,
     inputTokens: answer.inputTokens,
     outputTokens: answer.outputTokens,
-    generatedBy: `model:${answer.model}`,
+    generatedBy: `model:${answer.model}${answer.cache?.hit ? ' (from the output cache)' : ''}`,
   };
 }
 
@@ -121,6 +125,7 @@ export const draftEmail = implementTool(emailDraft, async ({ to, purpose, contex
         // The workflow may have dropped this step to the small tier to stay within the goal's budget.
         tier: step.tier ?? DRAFT_MODEL.tier,
         model: (step.tier ?? DRAFT_MODEL.tier) === 'large' ? step.model : undefined,
+        dependsOn: context?.ref ? await contextDependencies(deps.prisma, context.ref) : [],
       })
     : offlineDraft(to, purpose, known, deps.operatorName);
   const subjectLine = cut(draft.subject.replace(/\s+/g, ' ').trim(), SUBJECT_MAX);

@@ -3,8 +3,12 @@ import { z } from 'zod';
 import { recalledContextSchema } from '../memory-recall/spec';
 import { defineTool, stepOutputSchema } from '../spec';
 
-/** A draft is written by the large tier, may drop to the small one to fit a budget, and takes at most 800 tokens. */
-export const DRAFT_MODEL = { tier: 'large', maxTokens: 800, downgrade: true } as const;
+/**
+ * A draft is written by the large tier, may drop to the small one to fit a
+ * budget, and takes at most 800 tokens; the same request built from the same
+ * memories is answered from the output cache for 15 minutes.
+ */
+export const DRAFT_MODEL = { tier: 'large', maxTokens: 800, downgrade: true, cacheForMs: 15 * 60_000 } as const;
 
 export const emailDraft = defineTool({
   name: 'email.draft',
