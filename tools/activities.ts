@@ -7,19 +7,23 @@ import type { StepResult } from '../shared/plan';
 import { compensateArtifactStep } from '../state/steps';
 import { sendEmail } from './email-send/activity';
 import { draftEmail } from './email-draft/activity';
+import { classifyEvent } from './event-classify/activity';
 import { recallContext } from './memory-recall/activity';
 import { recordOutcome } from './outcome-record/activity';
 import {
   emailDraft,
   emailSend,
+  eventClassify,
   memoryRecall,
   outcomeRecord,
+  textExtract,
   textSummarize,
   type StepActivityName,
   type ToolName,
 } from './registry';
 import type { ToolDeps } from './runtime';
 import type { CompensationActivityName } from './spec';
+import { extractFields } from './text-extract/activity';
 import { summarizeText } from './text-summarize/activity';
 
 /** Every tool in the registry has its implementation here, or this does not compile. */
@@ -29,6 +33,8 @@ const IMPLEMENTATIONS = {
   [emailSend.name]: sendEmail,
   [textSummarize.name]: summarizeText,
   [outcomeRecord.name]: recordOutcome,
+  [eventClassify.name]: classifyEvent,
+  [textExtract.name]: extractFields,
 } satisfies Record<ToolName, unknown>;
 
 export type StepActivity = (input: StepActivityInput) => Promise<StepResult>;

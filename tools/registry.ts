@@ -5,11 +5,13 @@
  */
 import { emailDraft } from './email-draft/spec';
 import { emailSend } from './email-send/spec';
+import { eventClassify } from './event-classify/spec';
 import { memoryRecall } from './memory-recall/spec';
 import { outcomeRecord } from './outcome-record/spec';
+import { textExtract } from './text-extract/spec';
 import { textSummarize } from './text-summarize/spec';
 
-const SPECS = [memoryRecall, emailDraft, emailSend, textSummarize, outcomeRecord] as const;
+const SPECS = [memoryRecall, emailDraft, emailSend, textSummarize, outcomeRecord, eventClassify, textExtract] as const;
 
 export type KeelToolSpec = (typeof SPECS)[number];
 export type ToolName = KeelToolSpec['name'];
@@ -25,4 +27,4 @@ export function toolSpec(tool: string): KeelToolSpec | undefined {
 /** Failure types of every tool that retrying cannot fix (the activity presets add them to their own). */
 export const TOOL_ERRORS: readonly string[] = [...new Set(SPECS.flatMap((s) => s.errors))];
 
-export { emailDraft, emailSend, memoryRecall, outcomeRecord, textSummarize };
+export { emailDraft, emailSend, eventClassify, memoryRecall, outcomeRecord, textExtract, textSummarize };
