@@ -1,9 +1,10 @@
-/** Goals: start (idempotent on requestId), read, list, cancel, explain, events. */
+/** Goals: start (idempotent on requestId), read, list, cancel, explain, plans, events. */
 import { Router } from 'express';
 import { z } from 'zod';
 import type { Goal } from '../generated/prisma/client';
 import { cancelGoal, startGoal } from '../commands/goals';
 import { GOAL_STATUSES } from '../shared/goal';
+import { planHistory } from '../state/plans';
 import { notFound, parse, route } from './errors';
 import { commandDeps, type AppDeps } from './types';
 import { approvalView, goalSummary } from './views';
@@ -119,12 +120,21 @@ export function goalRoutes(deps: AppDeps): Router {
     }),
   );
 
+  /** GET /v1/goals/:goalId/plans — every plan version (accepted or refused, with the policy's reasons), and what changed between consecutive ones. */
+  r.get(
+    '/goals/:goalId/plans',
+    route(async (req, res) => {
+      const goal = await findGoal(String(req.params.goalId));
+      res.json({ goalId: goal.id, ...(await planHistory(prisma, goal.id)) });
+    }),
+  );
+
   /** GET /v1/goals/:goalId/explain — for each action: what, why, inputs, model and prompt hash, memory used, approvals, cost. */
   r.get(
     '/goals/:goalId/explain',
     route(async (req, res) => {
       const goal = await findGoal(String(req.params.goalId));
-      const [steps, approvals, effects, planEvents] = await Promise.all([
+      const [steps, approvals, effects, planEvents, completions] = await Promise.all([
         prisma.step.findMany({ where: { goalId: goal.id }, orderBy: [{ planVersion: 'asc' }, { position: 'asc' }] }),
         prisma.approval.findMany({ where: { goalId: goal.id }, orderBy: { createdAt: 'asc' } }),
         prisma.sideEffect.findMany({ where: { goalId: goal.id }, orderBy: { createdAt: 'asc' } }),
@@ -132,7 +142,14 @@ export function goalRoutes(deps: AppDeps): Router {
           where: { goalId: goal.id, type: { in: ['plan.accepted', 'plan.rejected'] } },
           orderBy: { seq: 'asc' },
         }),
+        prisma.event.findMany({ where: { goalId: goal.id, type: 'step.completed' }, orderBy: { seq: 'asc' } }),
       ]);
+      // What each model step's prompt left out to fit its context window (the latest completion wins).
+      const prompts = new Map<string, unknown>();
+      for (const e of completions) {
+        const data = e.data as { stepId?: string; prompt?: unknown };
+        if (data.stepId && data.prompt) prompts.set(data.stepId, data.prompt);
+      }
       res.json({
         goalId: goal.id,
         title: goal.title,
@@ -149,6 +166,7 @@ export function goalRoutes(deps: AppDeps): Router {
           model: s.model ?? undefined,
           promptHash: s.promptHash ?? undefined,
           memoryUsed: s.memoryIds,
+          prompt: prompts.get(s.stepId),
           approvals: approvals.filter((a) => a.stepId === s.stepId).map(approvalView),
           sideEffects: effects
             .filter((e) => e.stepId === s.stepId)

@@ -41,6 +41,9 @@ export const configSchema = z.object({
   KEEL_MODEL_LARGE_URL: z.string().optional(),
   KEEL_MODEL_LARGE_KEY: z.string().optional(),
   KEEL_MODEL_TIMEOUT_MS: durationMs(60_000),
+  /** Context window of each tier in tokens: prompts are fitted to it (models/prompt.ts fitPrompt). */
+  KEEL_MODEL_SMALL_CONTEXT: z.coerce.number().int().min(512).default(128_000),
+  KEEL_MODEL_LARGE_CONTEXT: z.coerce.number().int().min(512).default(128_000),
   KEEL_PRICES: z.string().default('{}').transform(parseJson).pipe(priceTableSchema),
   KEEL_EMBED_MODEL: z.string().default('text-embedding-3-small'),
   /** The model output cache (models/cache.ts): `on` (default) or `off`. */
@@ -55,7 +58,14 @@ export const configSchema = z.object({
   SLACK_SIGNING_SECRET: z.string().optional(),
   SLACK_CHANNEL: z.string().optional(),
   SLACK_APPROVERS: z.string().optional(),
-  SLACK_API_URL: z.string().default('https://slack.com/api'),
+  /** Slack's Web API base URL; tests point the real client at a local stand-in. */
+  SLACK_API_URL: z.string().url().default('https://slack.com/api/'),
+  /** Deadline of each Slack Web API request; the client never retries, Temporal does. */
+  SLACK_TIMEOUT_MS: durationMs(10_000),
+  /** HMAC-SHA256 key of the `X-Keel-Signature` header on every webhook.call request (unset or empty: webhook.call fails naming it). */
+  KEEL_WEBHOOK_SECRET: z.string().optional(),
+  /** Deadline of each webhook.call request; a timeout is retried. */
+  KEEL_WEBHOOK_TIMEOUT_MS: durationMs(10_000),
 });
 
 /** A JSON setting's text as a value; invalid JSON is a config issue naming the parser's complaint. */

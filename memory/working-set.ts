@@ -5,6 +5,7 @@
  * the explain endpoint shows and approval feedback follows.
  */
 import type { Db } from '../db/prisma';
+import { itemLine } from '../models/prompt';
 import { countTokens } from '../models/tokenizer';
 import type { MemoryService } from './service';
 
@@ -101,7 +102,7 @@ export async function assembleWorkingSet(
   let dropped = 0;
   for (const item of [...facts, ...memories]) {
     // One line per item; the newline is part of the cost.
-    const cost = countTokens(`- ${item.text}\n`);
+    const cost = countTokens(`${itemLine(item)}\n`);
     if (tokens + cost > input.tokenBudget) {
       dropped++;
       continue;
@@ -110,7 +111,8 @@ export async function assembleWorkingSet(
     tokens += cost;
   }
   return {
-    text: items.map((i) => `- ${i.text}`).join('\n'),
+    // One line per item (models/prompt.ts itemLine), so a prompt can leave lines out item by item.
+    text: items.map(itemLine).join('\n'),
     items,
     memoryIds: items.map((i) => i.id),
     tokens,

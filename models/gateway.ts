@@ -23,6 +23,7 @@ import { z } from 'zod';
 import type { Config } from '../config/index';
 import { NON_RETRYABLE_MODEL_FAILURES, RETRYABLE_MODEL_FAILURES, type ModelFailureDetails } from './failures';
 import { costOf, resolvePrices, type PriceTable } from './prices';
+import { promptTokens } from './prompt';
 import { countTokens } from './tokenizer';
 
 /** The chat tiers: `small` for routing, parsing and classification; `large` for planning and synthesis. */
@@ -43,6 +44,8 @@ export type ModelGatewayConfig = Pick<
   | 'KEEL_MODEL_LARGE_KEY'
   | 'KEEL_MODEL_TIMEOUT_MS'
   | 'KEEL_PRICES'
+  | 'KEEL_MODEL_SMALL_CONTEXT'
+  | 'KEEL_MODEL_LARGE_CONTEXT'
 >;
 
 /** Where a tier's calls go. */
@@ -53,6 +56,8 @@ export interface TierEndpoint {
   /** Undefined: OpenAI's own API. */
   baseURL: string | undefined;
   apiKey: string | undefined;
+  /** The tier's context window in tokens (`KEEL_MODEL_SMALL_CONTEXT`, ...): prompt plus answer must fit. */
+  contextTokens: number;
 }
 
 const OPENAI_DEFAULT_BASE_URL = 'https://api.openai.com/v1';
@@ -67,12 +72,22 @@ const OPENAI_DEFAULT_BASE_URL = 'https://api.openai.com/v1';
 export function tierEndpoint(config: ModelGatewayConfig, tier: ModelTier): TierEndpoint | undefined {
   const own =
     tier === 'small'
-      ? { model: config.KEEL_MODEL_SMALL, url: config.KEEL_MODEL_SMALL_URL, key: config.KEEL_MODEL_SMALL_KEY }
-      : { model: config.KEEL_MODEL_LARGE, url: config.KEEL_MODEL_LARGE_URL, key: config.KEEL_MODEL_LARGE_KEY };
+      ? {
+          model: config.KEEL_MODEL_SMALL,
+          url: config.KEEL_MODEL_SMALL_URL,
+          key: config.KEEL_MODEL_SMALL_KEY,
+          context: config.KEEL_MODEL_SMALL_CONTEXT,
+        }
+      : {
+          model: config.KEEL_MODEL_LARGE,
+          url: config.KEEL_MODEL_LARGE_URL,
+          key: config.KEEL_MODEL_LARGE_KEY,
+          context: config.KEEL_MODEL_LARGE_CONTEXT,
+        };
   const baseURL = own.url || config.OPENAI_BASE_URL || undefined;
   const apiKey = own.url ? own.key || undefined : own.key || config.OPENAI_API_KEY || undefined;
   if (!baseURL && !apiKey) return undefined;
-  return { tier, model: own.model, baseURL, apiKey };
+  return { tier, model: own.model, baseURL, apiKey, contextTokens: own.context };
 }
 
 /**
@@ -159,8 +174,8 @@ export interface ModelGateway {
   json<S extends z.ZodType>(opts: JsonCallOptions<S>): Promise<JsonCallResult<z.output<S>>>;
   /** Asks for free text (drafting). */
   text(opts: ModelCallOptions): Promise<ModelCallResult<string>>;
-  /** The tier's endpoint as configured (model and base URL; no key). */
-  endpoint(tier: ModelTier): { model: string; baseURL: string };
+  /** The tier's endpoint as configured (model, base URL and context window; no key). */
+  endpoint(tier: ModelTier): { model: string; baseURL: string; contextTokens: number };
 }
 
 /** Test and wiring hooks that the environment does not carry. */
@@ -394,7 +409,7 @@ export function createModelGateway(config: ModelGatewayConfig, deps: ModelGatewa
 
     endpoint(tier: ModelTier) {
       const t = tiers[tier];
-      return { model: t.endpoint.model, baseURL: t.where };
+      return { model: t.endpoint.model, baseURL: t.where, contextTokens: t.endpoint.contextTokens };
     },
   };
 
@@ -527,11 +542,6 @@ function checkAnswer(
 function stripFences(text: string): string {
   const m = /^\s*```(?:json)?\s*\n([\s\S]*?)\n?```\s*$/i.exec(text);
   return m ? m[1] : text;
-}
-
-/** Prompt tokens as OpenAI counts chat messages (content + 4 per message + 3), when the endpoint reports none. */
-function promptTokens(messages: ChatMessage[]): number {
-  return messages.reduce((sum, m) => sum + countTokens(m.content) + 4, 3);
 }
 
 /**

@@ -16,7 +16,7 @@ import { assembleWorkingSet } from '../memory/working-set';
 import type { MemoryService } from '../memory/service';
 import { workingSetDependencies } from '../models/cache';
 import type { ModelGateway } from '../models/gateway';
-import { untrusted } from '../models/prompt';
+import { fitPrompt, untrusted } from '../models/prompt';
 import type { PlanGoalInput } from '../shared/activity-io';
 import { PLAN_MODEL, type PlanStep, type ProposedPlan } from '../shared/plan';
 import { TOOLS } from '../tools/registry';
@@ -111,16 +111,23 @@ export function createModelPlanner(deps: ModelPlannerDeps) {
       { prisma: deps.prisma, memory: deps.memory },
       { query, tokenBudget: deps.workingSetTokens, excludeGoalId: goal.goalId },
     );
+    // The working set is cut to fit the large tier's context window, least useful items first.
+    const { messages, fit } = fitPrompt({
+      items: ws.items,
+      build: (lines) => planMessages(goal, lines),
+      contextTokens: deps.gateway.endpoint('large').contextTokens,
+      maxTokens: PLAN_MODEL.maxTokens,
+    });
     const answer = await deps.gateway.json({
       tier: 'large',
       model: goal.model,
       schema: planAnswerSchema,
       schemaName: PLAN_SCHEMA_NAME,
-      messages: planMessages(goal, ws.text),
+      messages,
       maxTokens: PLAN_MODEL.maxTokens,
       temperature: 0,
       // The same goal text over the same memories and facts gets the same plan while it is fresh.
-      cache: { key: 'plan', freshForMs: PLAN_MODEL.cacheForMs, dependsOn: workingSetDependencies(ws.memoryIds) },
+      cache: { key: 'plan', freshForMs: PLAN_MODEL.cacheForMs, dependsOn: workingSetDependencies(fit.kept) },
     });
     const steps: PlanStep[] = answer.value.steps.map((s) => ({
       id: s.id,
@@ -150,6 +157,7 @@ export function createModelPlanner(deps: ModelPlannerDeps) {
       costUsd: answer.costUsd,
       inputTokens: answer.inputTokens,
       outputTokens: answer.outputTokens,
+      prompt: fit,
     };
   };
 }

@@ -27,6 +27,29 @@ export interface ProposedPlan {
   outputTokens: number;
   /** Addresses in the plan that are already the operator's contacts (a model planner looks them up). */
   knownRecipients?: string[];
+  /** How the model's prompt was fitted to its context window, and what it left out. */
+  prompt?: PromptFit;
+}
+
+/** One working-set item left out of a prompt to fit the context window. */
+export interface DroppedItem {
+  id: string;
+  /** What the item's line would have cost. */
+  tokens: number;
+}
+
+/** What fitting a prompt did (models/prompt.ts fitPrompt), recorded so an explanation can say what the model did not see. */
+export interface PromptFit {
+  /** The tier's context window. */
+  contextTokens: number;
+  /** Held back for the answer (the call's `maxTokens`). */
+  answerTokens: number;
+  /** The fitted prompt's size (OpenAI's chat count). */
+  promptTokens: number;
+  /** Items kept, in the order given. */
+  kept: string[];
+  /** Items left out, least useful first. */
+  dropped: DroppedItem[];
 }
 
 export const STEP_STATUSES = [
@@ -63,6 +86,8 @@ export interface StepResult {
   model?: string;
   promptHash?: string;
   memoryIds?: string[];
+  /** A model step's prompt fitting: what it left out to fit the tier's context window. */
+  prompt?: PromptFit;
 }
 
 export function isStepRef(v: StepInputValue): v is { fromStep: string } {

@@ -7,7 +7,7 @@
 import type { Prisma } from '../generated/prisma/client';
 import type { Db } from '../db/prisma';
 import type { GoalStatus } from '../shared/goal';
-import type { StepOutput, StepStatus } from '../shared/plan';
+import type { PromptFit, StepOutput, StepStatus } from '../shared/plan';
 
 /** A Prisma client or an interactive transaction: both can append events. */
 export type DbTx = Db | Prisma.TransactionClient;
@@ -53,6 +53,21 @@ interface GoalEnd {
   failureType?: string;
 }
 
+/**
+ * A step of a plan version as its events keep it (GET /v1/goals/:id/plans).
+ * Events written before plans kept every field have only id, tool,
+ * requiresApproval and dependsOn.
+ */
+export interface PlanVersionStep {
+  id: string;
+  tool: string;
+  dependsOn: string[];
+  requiresApproval?: boolean;
+  title?: string;
+  rationale?: string;
+  inputs?: Record<string, unknown>;
+}
+
 /** Every event type and its data. */
 export type KeelEvent =
   | { type: 'goal.created'; data: { goal: GoalCreatedRow; goalStatus: 'planning' } }
@@ -71,19 +86,51 @@ export type KeelEvent =
         rationale: string;
         model: string;
         promptHash: string;
-        steps: { id: string; tool: string; requiresApproval: boolean; dependsOn: string[] }[];
+        steps: PlanVersionStep[];
+        generatedBy?: string;
+        prompt?: PromptFit;
       };
     }
-  | { type: 'plan.rejected'; data: { planVersion: number; problems: string[]; generatedBy: string } }
+  | {
+      type: 'plan.rejected';
+      data: {
+        planVersion: number;
+        /** Why the policy refused it: the cause of the replan. */
+        problems: string[];
+        generatedBy: string;
+        rationale?: string;
+        model?: string;
+        promptHash?: string;
+        steps?: PlanVersionStep[];
+        prompt?: PromptFit;
+      };
+    }
   | { type: 'step.started'; data: { stepId: string; tool: string; attempt: number } }
   | {
       type: 'step.completed';
-      data: { stepId: string; tool: string; attempt: number; output: StepOutput; costUsd: number; model?: string };
+      data: {
+        stepId: string;
+        tool: string;
+        attempt: number;
+        output: StepOutput;
+        costUsd: number;
+        model?: string;
+        /** A model step's prompt fitting: what it left out to fit the context window. */
+        prompt?: PromptFit;
+      };
     }
   | { type: StepEndType; data: { stepId: string; planVersion: number; error?: string } }
   | {
       type: 'step.compensated';
-      data: { stepId: string; ref?: string; artifactStatus: string; reason: string };
+      /** An artifact step names its artifact and new status; a step whose effect lives outside names its key and what undid it. */
+      data: {
+        stepId: string;
+        ref?: string;
+        artifactStatus?: string;
+        idempotencyKey?: string;
+        undone?: string;
+        reason: string;
+      };
     }
   | {
       type: 'approval.requested';

@@ -28,12 +28,17 @@ export function createGoalStateActivities(prisma: Db) {
             rationale: input.plan.rationale,
             model: input.plan.model,
             promptHash: input.plan.promptHash,
+            generatedBy: input.plan.generatedBy,
             steps: input.steps.map((s) => ({
               id: s.id,
               tool: s.tool,
+              title: s.title,
+              rationale: s.rationale,
+              inputs: s.inputs,
               requiresApproval: s.requiresApproval,
               dependsOn: s.dependsOn,
             })),
+            ...(input.plan.prompt ? { prompt: input.plan.prompt } : {}),
           },
         },
         {
@@ -77,7 +82,24 @@ export function createGoalStateActivities(prisma: Db) {
             goalId: input.goalId,
             type: 'plan.rejected',
             actor: 'keel',
-            data: { planVersion: input.planVersion, problems: input.problems, generatedBy: input.plan.generatedBy },
+            data: {
+              planVersion: input.planVersion,
+              problems: input.problems,
+              generatedBy: input.plan.generatedBy,
+              rationale: input.plan.rationale,
+              model: input.plan.model,
+              promptHash: input.plan.promptHash,
+              // Every version is kept whole, refused ones too, so the plan history shows what changed.
+              steps: input.plan.steps.map((s) => ({
+                id: s.id,
+                tool: s.tool,
+                title: s.title,
+                rationale: s.rationale,
+                inputs: s.inputs,
+                dependsOn: s.dependsOn,
+              })),
+              ...(input.plan.prompt ? { prompt: input.plan.prompt } : {}),
+            },
           },
         ]);
       });

@@ -65,6 +65,7 @@ export async function recordStepCompleted(
           output: result.output,
           costUsd: result.costUsd,
           model: result.model,
+          ...(result.prompt ? { prompt: result.prompt } : {}),
         },
       }),
     }),

@@ -164,6 +164,21 @@ test('a plan the policy refuses is asked for again with the reasons, and the goa
   expect((requests[1].body as ChatRequestBody).model).toBe((requests[0].body as ChatRequestBody).model);
   const events = (await engine.http('GET', `/v1/goals/${body.goalId}/events`)).body.events;
   expect(events.filter((e: any) => e.type === 'plan.rejected')).toHaveLength(1);
+  // Both versions are kept whole, the refused one with its cause, and the difference between them is shown.
+  const history = (await engine.http('GET', `/v1/goals/${body.goalId}/plans`)).body;
+  expect(history.churn).toBe(1);
+  expect(history.versions.map((v: any) => [v.version, v.status])).toEqual([
+    [1, 'rejected'],
+    [2, 'accepted'],
+  ]);
+  expect(history.versions[0].problems).toEqual(expect.arrayContaining([expect.stringContaining('crm.export')]));
+  expect(history.causes).toEqual([{ version: 1, problems: history.versions[0].problems }]);
+  expect(history.versions[0].steps.map((s: any) => s.id)).toEqual(['leak', 'send']);
+  expect(history.versions[0].steps[1].inputs).toEqual({ to: 'bo@example.com', draft: 'hi' });
+  expect(history.versions[1].diff).toEqual({ added: ['sum', 'rec'], removed: ['leak', 'send'], changed: [] });
+  expect(history.versions[1].generatedBy).toBe('model:gpt-4o');
+  expect(history.versions[1].prompt).toMatchObject({ contextTokens: 128_000, answerTokens: 1500, dropped: [] });
+  expect((await engine.http('GET', '/v1/goals/no-such-goal/plans')).status).toBe(404);
 });
 
 test('a whole email goal runs through the gateway: the model plans and drafts, the operator approves, one email is sent', async () => {

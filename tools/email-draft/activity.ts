@@ -6,9 +6,10 @@
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { contextDependencies, type CacheDependency } from '../../models/cache';
-import { untrusted } from '../../models/prompt';
+import { fitPrompt, untrusted, type PromptItem } from '../../models/prompt';
+import type { PromptFit } from '../../shared/plan';
 import { cut } from '../../shared/text';
-import { preview, saveArtifact } from '../../state/artifacts';
+import { loadArtifact, preview, saveArtifact } from '../../state/artifacts';
 import { contactSubject, parseAddress } from '../../state/entities';
 import { OFFLINE_LABEL, implementTool, stableId, textOf, type ToolDeps } from '../runtime';
 import { DRAFT_MODEL, emailDraft } from './spec';
@@ -28,6 +29,8 @@ interface Draft {
   inputTokens: number;
   outputTokens: number;
   generatedBy: string;
+  /** A model draft: how its prompt was fitted to the tier's context window. */
+  prompt?: PromptFit;
 }
 
 function offlineDraft(to: string, purpose: string, known: string, operatorName: string): Draft {
@@ -64,12 +67,32 @@ function offlineDraft(to: string, purpose: string, known: string, operatorName: 
   };
 }
 
+/**
+ * The working-set items of a context artifact (memory.recall's output): one
+ * line per item, in the order of its `memoryIds`, most useful first. A
+ * context whose lines do not match its ids (written before items were one
+ * line each) is one item.
+ */
+export async function contextItems(
+  prisma: ToolDeps['prisma'],
+  context: { ref: string; items: number } | undefined,
+): Promise<PromptItem[]> {
+  if (!context || context.items === 0) return [];
+  const artifact = await loadArtifact(prisma, context.ref);
+  const ids = (artifact.metadata as { memoryIds?: unknown }).memoryIds;
+  const lines = artifact.content.split('\n');
+  if (Array.isArray(ids) && ids.length === lines.length && ids.every((i) => typeof i === 'string')) {
+    return lines.map((line, i) => ({ id: ids[i] as string, text: line.replace(/^- /, '') }));
+  }
+  return [{ id: context.ref, text: artifact.content }];
+}
+
 async function modelDraft(
   models: NonNullable<ToolDeps['models']>,
   opts: {
     to: string;
     purpose: string;
-    known: string;
+    items: PromptItem[];
     operatorName: string;
     tier: 'small' | 'large';
     model?: string;
@@ -78,15 +101,12 @@ async function modelDraft(
     dependsOn: CacheDependency[];
   },
 ): Promise<Draft> {
-  const answer = await models.json({
-    tier: opts.tier,
-    model: opts.model,
-    schema: draftAnswerSchema,
-    schemaName: 'keel_email_draft',
+  // What Keel knows is cut to the tier's context window, least useful items first; the instructions never are.
+  const { messages, fit } = fitPrompt({
+    items: opts.items,
+    contextTokens: models.endpoint(opts.tier).contextTokens,
     maxTokens: DRAFT_MODEL.maxTokens,
-    signal: opts.signal,
-    cache: { key: emailDraft.name, freshForMs: DRAFT_MODEL.cacheForMs, dependsOn: opts.dependsOn },
-    messages: [
+    build: (lines) => [
       {
         role: 'system',
         content: [
@@ -98,9 +118,24 @@ async function modelDraft(
       },
       {
         role: 'user',
-        content: `To: ${opts.to}\nWhat the email is for: ${opts.purpose}\n\nWhat Keel knows:\n${untrusted(opts.known || '(nothing on record)')}`,
+        content: `To: ${opts.to}\nWhat the email is for: ${opts.purpose}\n\nWhat Keel knows:\n${untrusted(lines || '(nothing on record)')}`,
       },
     ],
+  });
+  const dropped = new Set(fit.dropped.map((d) => d.id));
+  const answer = await models.json({
+    tier: opts.tier,
+    model: opts.model,
+    schema: draftAnswerSchema,
+    schemaName: 'keel_email_draft',
+    maxTokens: DRAFT_MODEL.maxTokens,
+    signal: opts.signal,
+    cache: {
+      key: emailDraft.name,
+      freshForMs: DRAFT_MODEL.cacheForMs,
+      dependsOn: opts.dependsOn.filter((d) => d.kind === 'artifact' || !dropped.has(d.id)),
+    },
+    messages,
   });
   return {
     subject: answer.value.subject,
@@ -111,23 +146,28 @@ async function modelDraft(
     inputTokens: answer.inputTokens,
     outputTokens: answer.outputTokens,
     generatedBy: `model:${answer.model}${answer.cache?.hit ? ' (from the output cache)' : ''}`,
+    prompt: fit,
   };
 }
 
 export const draftEmail = implementTool(emailDraft, async ({ to, purpose, context }, step, deps) => {
-  const known = context && context.items > 0 ? await textOf(deps.prisma, context) : '';
   const draft = deps.models
     ? await modelDraft(deps.models, {
         to,
         purpose,
-        known,
+        items: await contextItems(deps.prisma, context),
         operatorName: deps.operatorName,
         // The workflow may have dropped this step to the small tier to stay within the goal's budget.
         tier: step.tier ?? DRAFT_MODEL.tier,
         model: (step.tier ?? DRAFT_MODEL.tier) === 'large' ? step.model : undefined,
         dependsOn: context?.ref ? await contextDependencies(deps.prisma, context.ref) : [],
       })
-    : offlineDraft(to, purpose, known, deps.operatorName);
+    : offlineDraft(
+        to,
+        purpose,
+        context && context.items > 0 ? await textOf(deps.prisma, context) : '',
+        deps.operatorName,
+      );
   const subjectLine = cut(draft.subject.replace(/\s+/g, ' ').trim(), SUBJECT_MAX);
   const ref = await saveArtifact(
     deps.prisma,
@@ -149,5 +189,6 @@ export const draftEmail = implementTool(emailDraft, async ({ to, purpose, contex
     costUsd: draft.costUsd,
     inputTokens: draft.inputTokens,
     outputTokens: draft.outputTokens,
+    ...(draft.prompt ? { prompt: draft.prompt } : {}),
   };
 });

@@ -1,0 +1,122 @@
+/**
+ * A goal's plan history, read from its events: every version the planner
+ * proposed, accepted or refused (with the policy's reasons: the cause of each
+ * replan), and what changed from one version to the next.
+ */
+import type { Db } from '../db/prisma';
+import type { PromptFit } from '../shared/plan';
+import type { KeelEvent, PlanVersionStep } from './events';
+
+/** What changed from the previous version, by step id. */
+export interface PlanDiff {
+  added: string[];
+  removed: string[];
+  /** Steps in both versions whose tool, title, inputs or dependencies differ, with the fields that do. */
+  changed: { id: string; fields: string[] }[];
+}
+
+export interface PlanVersionView {
+  version: number;
+  status: 'accepted' | 'rejected';
+  at: Date;
+  generatedBy?: string;
+  model?: string;
+  promptHash?: string;
+  rationale?: string;
+  /** A refused version: the problems the policy found, fed back to the planner. */
+  problems?: string[];
+  steps: PlanVersionStep[];
+  /** How the model's prompt was fitted to its context window. */
+  prompt?: PromptFit;
+  /** Against the version before it (absent for the first). */
+  diff?: PlanDiff;
+}
+
+export interface PlanHistory {
+  versions: PlanVersionView[];
+  /** Replans: refused versions, each with its cause. */
+  churn: number;
+  causes: { version: number; problems: string[] }[];
+}
+
+const COMPARED = ['tool', 'title', 'inputs', 'dependsOn'] as const;
+
+/** The difference between two plan versions, step by step. */
+export function diffPlans(before: readonly PlanVersionStep[], after: readonly PlanVersionStep[]): PlanDiff {
+  const old = new Map(before.map((s) => [s.id, s]));
+  const now = new Map(after.map((s) => [s.id, s]));
+  const changed: PlanDiff['changed'] = [];
+  for (const s of after) {
+    const was = old.get(s.id);
+    if (!was) continue;
+    const fields = COMPARED.filter((f) => {
+      // A field an older event did not keep is not a change.
+      if (was[f] === undefined || s[f] === undefined) return false;
+      return stableJson(was[f]) !== stableJson(s[f]);
+    });
+    if (fields.length) changed.push({ id: s.id, fields: [...fields] });
+  }
+  return {
+    added: after.filter((s) => !old.has(s.id)).map((s) => s.id),
+    removed: before.filter((s) => !now.has(s.id)).map((s) => s.id),
+    changed,
+  };
+}
+
+/** JSON with object keys sorted, so key order is not a difference. */
+function stableJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : 1)))
+      : v,
+  );
+}
+
+/** The plan versions of a goal in the order they were proposed. */
+export async function planHistory(prisma: Db, goalId: string): Promise<PlanHistory> {
+  const rows = await prisma.event.findMany({
+    where: { goalId, type: { in: ['plan.accepted', 'plan.rejected'] } },
+    orderBy: { seq: 'asc' },
+  });
+  const versions: PlanVersionView[] = [];
+  for (const row of rows) {
+    const e = { type: row.type, data: row.data } as unknown as Extract<
+      KeelEvent,
+      { type: 'plan.accepted' | 'plan.rejected' }
+    >;
+    const view: PlanVersionView =
+      e.type === 'plan.accepted'
+        ? {
+            version: e.data.planVersion,
+            status: 'accepted',
+            at: row.at,
+            generatedBy: e.data.generatedBy ?? row.actor,
+            model: e.data.model,
+            promptHash: e.data.promptHash,
+            rationale: e.data.rationale,
+            steps: e.data.steps,
+            prompt: e.data.prompt,
+          }
+        : {
+            version: e.data.planVersion,
+            status: 'rejected',
+            at: row.at,
+            generatedBy: e.data.generatedBy,
+            model: e.data.model,
+            promptHash: e.data.promptHash,
+            rationale: e.data.rationale,
+            problems: e.data.problems,
+            steps: e.data.steps ?? [],
+            prompt: e.data.prompt,
+          };
+    const previous = versions[versions.length - 1];
+    if (previous) view.diff = diffPlans(previous.steps, view.steps);
+    versions.push(view);
+  }
+  const refused = versions.filter((v) => v.status === 'rejected');
+  return {
+    versions,
+    churn: refused.length,
+    causes: refused.map((v) => ({ version: v.version, problems: v.problems ?? [] })),
+  };
+}
