@@ -5,6 +5,8 @@
  * tools/, one folder per tool; the bookkeeping ones from state/.
  */
 import type { EmailConnector } from '../connectors/email';
+import type { SlackConnector } from '../connectors/slack';
+import type { WebhookConnector } from '../connectors/webhook';
 import type { Db } from '../db/prisma';
 import { createCompactionActivities } from '../memory/compaction';
 import { rememberGoal } from '../memory/episodes';
@@ -22,6 +24,10 @@ export interface ActivityDeps {
   prisma: Db;
   email: EmailConnector;
   memory: MemoryService;
+  /** slack.post's connector; without it the tool fails naming SLACK_BOT_TOKEN. */
+  slack?: SlackConnector;
+  /** webhook.call's connector; without it the tool fails naming KEEL_WEBHOOK_SECRET. */
+  webhook?: WebhookConnector;
   /** Who signs drafts (KEEL_OPERATOR_NAME). */
   operatorName: string;
   /** Token budget of a step's working set (KEEL_WORKING_SET_TOKENS). */

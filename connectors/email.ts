@@ -44,6 +44,10 @@ export interface EmailSendRequest {
   to: string;
   subject: string;
   body: string;
+  /** The Message-ID this email answers (`<id@host>`): sent as In-Reply-To, so mail clients thread it. */
+  inReplyTo?: string;
+  /** The thread's Message-IDs, oldest first, ending with `inReplyTo`: sent as References. */
+  references?: string[];
   /** Called while the send is in progress; activities pass their heartbeat here. */
   onProgress?: () => void;
   /** Aborts the send if it fires before the message is handed to SMTP. */
@@ -139,6 +143,8 @@ export function validateEmailAddresses(field: string, value: unknown): string[] 
   });
 }
 
+const MESSAGE_ID_RE = /^<[^\s<>@]+@[^\s<>@]+>$/;
+
 function invalidRequest(field: string, why: string): ApplicationFailure {
   return ApplicationFailure.nonRetryable(`Invalid email request: "${field}" ${why}`, 'InvalidEmailRequest');
 }
@@ -155,6 +161,12 @@ function validateRequest(req: EmailSendRequest): string[] {
     throw invalidRequest('subject', 'must be a non-empty string');
   }
   if (typeof req.body !== 'string') throw invalidRequest('body', 'must be a string');
+  // Written verbatim into headers: anything but a plain <id@host> could break or add a header.
+  if (req.inReplyTo !== undefined && !MESSAGE_ID_RE.test(req.inReplyTo))
+    throw invalidRequest('inReplyTo', 'must be a Message-ID such as <id@example.com>');
+  for (const ref of req.references ?? []) {
+    if (!MESSAGE_ID_RE.test(ref)) throw invalidRequest('references', 'must hold Message-IDs such as <id@example.com>');
+  }
   return to;
 }
 
@@ -297,6 +309,7 @@ export function createEmailConnector(opts: EmailConnectorOptions): EmailConnecto
       bodyLength: req.body.length,
       messageId,
       transport: transportKind,
+      ...(req.inReplyTo ? { inReplyTo: req.inReplyTo } : {}),
     };
     const upsert = () =>
       prisma.sideEffect.upsert({
@@ -367,6 +380,8 @@ export function createEmailConnector(opts: EmailConnectorOptions): EmailConnecto
       // re-send of the key byte-for-byte the same message.
       date,
       headers,
+      ...(req.inReplyTo ? { inReplyTo: req.inReplyTo } : {}),
+      ...(req.references?.length ? { references: req.references } : {}),
     };
     // The signal is intentionally not passed to nodemailer: once the DATA
     // phase has started, aborting cannot tell us whether the server kept the

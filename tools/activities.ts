@@ -10,14 +10,17 @@ import { draftEmail } from './email-draft/activity';
 import { classifyEvent } from './event-classify/activity';
 import { recallContext } from './memory-recall/activity';
 import { recordOutcome } from './outcome-record/activity';
+import { deleteSlackMessage, postSlackMessage } from './slack-post/activity';
 import {
   emailDraft,
   emailSend,
   eventClassify,
   memoryRecall,
   outcomeRecord,
+  slackPost,
   textExtract,
   textSummarize,
+  webhookCall,
   type StepActivityName,
   type ToolName,
 } from './registry';
@@ -25,6 +28,7 @@ import type { ToolDeps } from './runtime';
 import type { CompensationActivityName } from './spec';
 import { extractFields } from './text-extract/activity';
 import { summarizeText } from './text-summarize/activity';
+import { callWebhook } from './webhook-call/activity';
 
 /** Every tool in the registry has its implementation here, or this does not compile. */
 const IMPLEMENTATIONS = {
@@ -35,6 +39,8 @@ const IMPLEMENTATIONS = {
   [outcomeRecord.name]: recordOutcome,
   [eventClassify.name]: classifyEvent,
   [textExtract.name]: extractFields,
+  [slackPost.name]: postSlackMessage,
+  [webhookCall.name]: callWebhook,
 } satisfies Record<ToolName, unknown>;
 
 export type StepActivity = (input: StepActivityInput) => Promise<StepResult>;
@@ -53,6 +59,8 @@ export function createToolActivities(
     discardArtifact: (input: CompensationInput) => compensateArtifactStep(deps.prisma, input, 'discarded'),
     /** Compensation for outcome.record: the outcome no longer counts. */
     voidOutcome: (input: CompensationInput) => compensateArtifactStep(deps.prisma, input, 'voided'),
+    /** Compensation for slack.post: the message is deleted. */
+    deleteSlackMessage: (input: CompensationInput) => deleteSlackMessage(deps, input),
   };
 }
 

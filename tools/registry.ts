@@ -8,10 +8,22 @@ import { emailSend } from './email-send/spec';
 import { eventClassify } from './event-classify/spec';
 import { memoryRecall } from './memory-recall/spec';
 import { outcomeRecord } from './outcome-record/spec';
+import { slackPost } from './slack-post/spec';
 import { textExtract } from './text-extract/spec';
 import { textSummarize } from './text-summarize/spec';
+import { webhookCall } from './webhook-call/spec';
 
-const SPECS = [memoryRecall, emailDraft, emailSend, textSummarize, outcomeRecord, eventClassify, textExtract] as const;
+const SPECS = [
+  memoryRecall,
+  emailDraft,
+  emailSend,
+  textSummarize,
+  outcomeRecord,
+  eventClassify,
+  textExtract,
+  slackPost,
+  webhookCall,
+] as const;
 
 export type KeelToolSpec = (typeof SPECS)[number];
 export type ToolName = KeelToolSpec['name'];
@@ -27,4 +39,14 @@ export function toolSpec(tool: string): KeelToolSpec | undefined {
 /** Failure types of every tool that retrying cannot fix (the activity presets add them to their own). */
 export const TOOL_ERRORS: readonly string[] = [...new Set(SPECS.flatMap((s) => s.errors))];
 
-export { emailDraft, emailSend, eventClassify, memoryRecall, outcomeRecord, textExtract, textSummarize };
+export {
+  emailDraft,
+  emailSend,
+  eventClassify,
+  memoryRecall,
+  outcomeRecord,
+  slackPost,
+  textExtract,
+  textSummarize,
+  webhookCall,
+};

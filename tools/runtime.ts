@@ -9,6 +9,8 @@ import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import type { z } from 'zod';
 import type { EmailConnector } from '../connectors/email';
+import type { SlackConnector } from '../connectors/slack';
+import type { WebhookConnector } from '../connectors/webhook';
 import type { Db } from '../db/prisma';
 import type { MemoryService } from '../memory/service';
 import type { ModelGateway } from '../models/gateway';
@@ -31,6 +33,10 @@ export interface ToolDeps {
   operatorName: string;
   /** The model gateway, when a model endpoint is configured; tools fall back to their offline way without it. */
   models?: ModelGateway;
+  /** Slack (SLACK_BOT_TOKEN, SLACK_CHANNEL, SLACK_API_URL); without it slack.post fails naming SLACK_BOT_TOKEN. */
+  slack?: SlackConnector;
+  /** Signed webhooks (KEEL_WEBHOOK_SECRET); without it webhook.call fails naming KEEL_WEBHOOK_SECRET. */
+  webhook?: WebhookConnector;
 }
 
 /** What a tool's implementation returns; the runtime adds zero cost when it says nothing about cost. */
@@ -57,6 +63,30 @@ export function implementTool<I extends z.ZodObject, O extends z.ZodType<StepOut
 
 export const stableId = (prefix: string, ...parts: (string | number)[]) =>
   `${prefix}-${createHash('sha256').update(parts.join('\u0000')).digest('hex').slice(0, 32)}`;
+
+/**
+ * The idempotency key of a step's external side effect: workflow id + plan
+ * version + step id, the same on every retry of the step and different for
+ * the same step id in a later plan or another run.
+ */
+export const sideEffectKey = (step: Pick<StepActivityInput, 'workflowId' | 'planVersion' | 'stepId'>) =>
+  `${step.workflowId}:v${step.planVersion}:${step.stepId}`;
+
+/**
+ * Runs `work` while heartbeating every second, passing it the activity's
+ * cancellation signal: connector activities have a heartbeat timeout, so a
+ * dead worker's call is retried quickly while a slow one is left alone.
+ */
+export async function heartbeating<T>(work: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  const ctx = Context.current();
+  const beat = setInterval(() => ctx.heartbeat(), 1000);
+  try {
+    ctx.heartbeat();
+    return await work(ctx.cancellationSignal);
+  } finally {
+    clearInterval(beat);
+  }
+}
 
 /** The attempt number of the running activity (1 outside an activity, e.g. in a script). */
 function attempt(): number {

@@ -10,7 +10,7 @@ import type { StepOutput } from '../shared/plan';
 
 export type ToolRisk = 'read' | 'internal' | 'external';
 export type ToolPreset = 'model' | 'db' | 'connector';
-export type CompensationActivityName = 'discardArtifact' | 'voidOutcome';
+export type CompensationActivityName = 'discardArtifact' | 'voidOutcome' | 'deleteSlackMessage';
 
 /**
  * What a step hands to the steps after it: small JSON; large texts stay in
@@ -45,6 +45,11 @@ export interface ApprovalSpec<I> {
     artifact: ArtifactView,
     edits: Record<string, string>,
   ): { title: string; content: string; metadata: Record<string, unknown> };
+  /**
+   * The inputs an approved edit makes when no artifact holds what was edited
+   * (a message given as text): the workflow runs the step with them.
+   */
+  applyEditsToInputs?(inputs: I, edits: Record<string, string>): I;
 }
 
 export interface ToolSpec<

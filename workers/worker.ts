@@ -5,6 +5,8 @@ import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker
 import { createActivities, type ActivityDeps } from '../activities';
 import { createModelGateway, modelsConfigured } from '../models/gateway';
 import { createEmailConnector, type EmailConnector } from '../connectors/email';
+import { createSlackConnector } from '../connectors/slack';
+import { createWebhookConnector } from '../connectors/webhook';
 import { memoryFromConfig } from '../memory';
 import type { MemoryService } from '../memory/service';
 import type { Config } from '../config/index';
@@ -20,6 +22,10 @@ export interface KeelWorkerDeps {
   prisma: Db;
   email: EmailConnector;
   memory: MemoryService;
+  /** slack.post's connector (createSlackConnector). */
+  slack?: ActivityDeps['slack'];
+  /** webhook.call's connector (createWebhookConnector). */
+  webhook?: ActivityDeps['webhook'];
   /** A prebuilt workflow bundle (tests and the benchmark build it once); otherwise workflows/ is bundled at start. */
   workflowBundlePath?: string;
   /** KEEL_OPERATOR_NAME. */
@@ -46,6 +52,8 @@ export async function createKeelWorker(deps: KeelWorkerDeps): Promise<Worker> {
       prisma: deps.prisma,
       email: deps.email,
       memory: deps.memory,
+      slack: deps.slack,
+      webhook: deps.webhook,
       operatorName: deps.operatorName,
       workingSetTokens: deps.workingSetTokens,
       models: deps.models,
@@ -108,6 +116,21 @@ export async function createWorkerFromConfig(config: Config) {
     faults: parseFaults(config.KEEL_FAULTS),
   });
   const memory = memoryFromConfig(config, prisma);
+  // Built even without their secrets: the tools then fail naming the missing setting.
+  const slack = createSlackConnector({
+    token: config.SLACK_BOT_TOKEN,
+    apiUrl: config.SLACK_API_URL,
+    defaultChannel: config.SLACK_CHANNEL,
+    timeoutMs: config.SLACK_TIMEOUT_MS,
+    prisma,
+    faults: parseFaults(config.KEEL_FAULTS),
+  });
+  const webhook = createWebhookConnector({
+    secret: config.KEEL_WEBHOOK_SECRET,
+    timeoutMs: config.KEEL_WEBHOOK_TIMEOUT_MS,
+    prisma,
+    faults: parseFaults(config.KEEL_FAULTS),
+  });
   const worker = await createKeelWorker({
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
@@ -115,6 +138,8 @@ export async function createWorkerFromConfig(config: Config) {
     prisma,
     email,
     memory,
+    slack,
+    webhook,
     workflowBundlePath: config.KEEL_WORKFLOW_BUNDLE,
     operatorName: config.KEEL_OPERATOR_NAME,
     workingSetTokens: config.KEEL_WORKING_SET_TOKENS,

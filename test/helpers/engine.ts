@@ -62,7 +62,12 @@ export interface TestEngine {
     body?: unknown,
     headers?: Record<string, string>,
   ): Promise<{ status: number; body: any }>;
-  startWorker(opts?: { planner?: ActivityDeps['planner']; models?: ActivityDeps['models'] }): Promise<RunningWorker>;
+  startWorker(opts?: {
+    planner?: ActivityDeps['planner'];
+    models?: ActivityDeps['models'];
+    slack?: ActivityDeps['slack'];
+    webhook?: ActivityDeps['webhook'];
+  }): Promise<RunningWorker>;
   spawnWorker(env?: Record<string, string>): Promise<ChildWorker>;
   /** Polls GET /v1/goals/:id until `predicate` holds. */
   waitForGoal(goalId: string, predicate: (goal: any) => boolean, timeoutMs?: number): Promise<any>;
@@ -217,6 +222,8 @@ export async function startEngine(opts: EngineOptions = {}): Promise<TestEngine>
         workingSetTokens: defaultConfig().KEEL_WORKING_SET_TOKENS,
         planner: workerOpts.planner,
         models: workerOpts.models,
+        slack: workerOpts.slack,
+        webhook: workerOpts.webhook,
         memory: workerMemory,
       });
       const running = worker.run();

@@ -267,7 +267,7 @@ describe('requiresApproval', () => {
     for (const spec of Object.values(TOOLS)) {
       expect(requiresApproval({ tool: spec.name })).toBe(spec.irreversible || spec.risk === 'external');
     }
-    expect(held.map((s) => s.name)).toEqual(['email.send']);
+    expect(held.map((s) => s.name)).toEqual(['email.send', 'slack.post', 'webhook.call']);
   });
 
   test('a tool the registry does not know is held, including prototype names', () => {

@@ -19,6 +19,17 @@ export const emailEditsSchema = z
     return out;
   });
 
+/**
+ * A Message-ID (RFC 5322 msg-id), with or without its angle brackets; kept
+ * with them. No spaces or line breaks, so it cannot smuggle a header.
+ */
+export const messageIdSchema = z
+  .string()
+  .trim()
+  .max(998)
+  .regex(/^<?[^\s<>@]+@[^\s<>@]+>?$/, 'must be a Message-ID such as <id@example.com>')
+  .transform((id) => `<${id.replace(/^<|>$/g, '')}>`);
+
 const subjectOf = (artifact: { title: string; metadata: Record<string, unknown> }): string =>
   typeof artifact.metadata.subject === 'string' ? artifact.metadata.subject : artifact.title;
 
@@ -26,7 +37,12 @@ export const emailSend = defineTool({
   name: 'email.send',
   description: 'Send a drafted email over SMTP',
   activity: 'sendEmail',
-  input: z.object({ to: z.string().min(1), draft: artifactOutputSchema }),
+  input: z.object({
+    to: z.string().min(1),
+    draft: artifactOutputSchema,
+    /** The Message-ID of the email this one answers: it is sent with In-Reply-To and References. */
+    inReplyTo: messageIdSchema.optional().describe('the Message-ID of the email this one replies to, if any'),
+  }),
   output: stepOutputSchema.extend({
     to: z.string(),
     subject: z.string(),
@@ -35,6 +51,7 @@ export const emailSend = defineTool({
     artifactId: z.string(),
     humanEdited: z.boolean(),
     delivery: z.string(),
+    inReplyTo: z.string().optional(),
   }),
   refInputs: ['draft'],
   risk: 'external',
@@ -49,7 +66,13 @@ export const emailSend = defineTool({
       const subject = artifact ? subjectOf(artifact) : '(no draft)';
       return {
         summary: `Send an email to ${inputs.to}: "${subject}"`,
-        proposed: { to: inputs.to, subject, body: artifact?.content ?? '', artifactId: artifact?.id },
+        proposed: {
+          to: inputs.to,
+          subject,
+          body: artifact?.content ?? '',
+          artifactId: artifact?.id,
+          ...(inputs.inReplyTo ? { inReplyTo: inputs.inReplyTo } : {}),
+        },
       };
     },
     edits: emailEditsSchema,

@@ -131,7 +131,8 @@ export function createApprovals(run: GoalRun) {
           'ApprovalRejected',
         );
       }
-      return recorded;
+      // The edits travel on for a step whose tool applies them to its inputs (no artifact holds them).
+      return { ...recorded, edits: d.edits };
     },
   };
 }

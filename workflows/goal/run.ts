@@ -6,12 +6,36 @@
  */
 import { ApplicationFailure, CancellationScope, isCancellation, log } from '@temporalio/workflow';
 import { isStepRef, type PlannedStep, type StepOutput, type StepResult } from '../../shared/plan';
-import { toolSpec } from '../../tools/registry';
-import { stepOutputSchema, type CompensationActivityName } from '../../tools/spec';
+import { toolSpec, type KeelToolSpec } from '../../tools/registry';
+import { describeIssues, stepOutputSchema, type CompensationActivityName } from '../../tools/spec';
 import type { createBudget } from './budget';
 import type { createApprovals } from './approvals';
 import { errorMessage } from './errors';
 import type { GoalRun } from './state';
+
+/**
+ * Replaces `inputs` with what the spec makes of an approved edit, after
+ * checking the edit against the spec's edit schema (the API checks it before
+ * delivering it; a decision sent straight to Temporal is checked here).
+ */
+function applyInputEdits(spec: KeelToolSpec, step: PlannedStep, inputs: Record<string, unknown>, edits: unknown) {
+  const approval = spec.approval;
+  const checked = approval?.edits?.safeParse(edits);
+  if (!approval?.applyEditsToInputs || !checked) return;
+  if (!checked.success) {
+    throw ApplicationFailure.nonRetryable(
+      `step "${step.id}" (${spec.name}) was approved with invalid edits: ${describeIssues(checked.error, 'edits')}`,
+      'InvalidInput',
+    );
+  }
+  const parsed = spec.input.safeParse(inputs);
+  if (!parsed.success) return; // the activity refuses invalid inputs itself, naming them
+  const edited = (approval.applyEditsToInputs as (i: unknown, e: Record<string, string>) => Record<string, unknown>)(
+    parsed.data,
+    checked.data,
+  );
+  for (const [name, value] of Object.entries(edited)) inputs[name] = value;
+}
 
 export function createRunner(
   run: GoalRun,
@@ -41,6 +65,9 @@ export function createRunner(
             inputs[name] = { ...current.data, ref: recorded.editedRef, humanEdited: true };
           }
         }
+      } else if (recorded.edits && spec.approval?.applyEditsToInputs) {
+        // Edits of something given inline (a message's text): the step runs with the edited inputs.
+        applyInputEdits(spec, step, inputs, recorded.edits);
       }
     }
     const reserved = spec.model ? await budget.reserve(spec.model, step, stepState) : undefined;
