@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { priceTableSchema } from '../models/prices';
+import { policySchema } from '../policy/settings';
 
 const durationMs = (def: number) => z.coerce.number().int().positive().default(def);
 
@@ -46,6 +47,8 @@ export const configSchema = z.object({
   KEEL_MODEL_LARGE_CONTEXT: z.coerce.number().int().min(512).default(128_000),
   KEEL_PRICES: z.string().default('{}').transform(parseJson).pipe(priceTableSchema),
   KEEL_EMBED_MODEL: z.string().default('text-embedding-3-small'),
+  /** The operator's policy (policy/settings.ts): extra approval rules, tool allow-lists per goal kind, connector rate limits. */
+  KEEL_POLICY: z.string().default('{}').transform(parseJson).pipe(policySchema),
   /** The model output cache (models/cache.ts): `on` (default) or `off`. */
   KEEL_MODEL_CACHE: z.enum(['on', 'off']).default('on'),
   /** Freshness per purpose in ms, overriding the specs' (`{"plan": 0, "email.draft": 3600000}`; 0: not cached). */

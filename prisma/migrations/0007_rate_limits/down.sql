@@ -1,0 +1,2 @@
+-- Reverts 0007_rate_limits.
+DROP TABLE "rate_limit_windows";
