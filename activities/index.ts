@@ -14,11 +14,13 @@ import type { MemoryService } from '../memory/service';
 import { withCache, type ModelCacheOptions } from '../models/cache';
 import type { ModelGateway } from '../models/gateway';
 import { createModelPlanner } from '../planner/model';
+import { emailAddresses } from '../policy';
 import { planOffline } from '../planner/offline';
 import type { PlanGoalInput, ProposedPlan } from '../shared/activity-io';
 import { createApprovalActivities } from '../state/approvals';
 import { createGoalStateActivities } from '../state/goals';
 import { createToolActivities } from '../tools/activities';
+import type { ToolDeps } from '../tools/runtime';
 
 export interface ActivityDeps {
   prisma: Db;
@@ -36,6 +38,8 @@ export interface ActivityDeps {
   models?: ModelGateway;
   /** Proposes plans; by default the model planner when `models` is set, else the offline planner. */
   planner?: (input: PlanGoalInput) => Promise<ProposedPlan>;
+  /** Connector rate limits (KEEL_POLICY `rateLimits`), counted in PostgreSQL across workers. */
+  rateLimits?: ToolDeps['rateLimits'];
   /** The model output cache's options (KEEL_MODEL_CACHE_FRESH), or false when KEEL_MODEL_CACHE=off; on by default. */
   modelCache?: ModelCacheOptions | false;
 }
@@ -59,7 +63,10 @@ export function createActivities(given: ActivityDeps) {
   return {
     /** Proposes a plan for a goal: the model planner with a model configured, else the offline planner. */
     async planGoal(input: PlanGoalInput): Promise<ProposedPlan> {
-      return planner(input);
+      const plan = await planner(input);
+      // Which of the people the plan names are already contacts: the policy asks before a first contact,
+      // and a model's plan may name no one else the goal does not name.
+      return { ...plan, knownRecipients: await knownRecipients(deps.prisma, plan.steps) };
     },
     ...createGoalStateActivities(deps.prisma),
     ...createApprovalActivities(deps.prisma, deps.memory),
@@ -68,6 +75,18 @@ export function createActivities(given: ActivityDeps) {
     /** After a goal ends: the episodic memory of what happened. */
     rememberGoal: (input: { goalId: string }) => rememberGoal(deps, input),
   };
+}
+
+/** The addresses a plan's steps name (in any literal input) that are already the operator's contacts. */
+async function knownRecipients(prisma: Db, steps: ProposedPlan['steps']): Promise<string[]> {
+  const named = [
+    ...new Set(
+      steps.flatMap((s) => Object.values(s.inputs)).flatMap((v) => (typeof v === 'string' ? emailAddresses(v) : [])),
+    ),
+  ];
+  if (named.length === 0) return [];
+  const contacts = await prisma.contact.findMany({ where: { email: { in: named } }, select: { email: true } });
+  return contacts.map((c) => c.email);
 }
 
 export type KeelActivities = ReturnType<typeof createActivities>;

@@ -20,7 +20,6 @@ import { fitPrompt, untrusted } from '../models/prompt';
 import type { PlanGoalInput } from '../shared/activity-io';
 import { PLAN_MODEL, type PlanStep, type ProposedPlan } from '../shared/plan';
 import { TOOLS } from '../tools/registry';
-import { emailAddresses } from '../workflows/policy';
 
 /** The json_schema name of a plan request; test servers and other tools answer to it. */
 export const PLAN_SCHEMA_NAME = 'keel_plan';
@@ -137,19 +136,8 @@ export function createModelPlanner(deps: ModelPlannerDeps) {
       inputs: s.inputs,
       dependsOn: s.dependsOn,
     }));
-    // Recipients the plan names who are already the operator's contacts; the workflow allows only
-    // those and the people the goal itself names.
-    const named = [
-      ...new Set(
-        steps.flatMap((s) => Object.values(s.inputs)).flatMap((v) => (typeof v === 'string' ? emailAddresses(v) : [])),
-      ),
-    ];
-    const contacts = named.length
-      ? await deps.prisma.contact.findMany({ where: { email: { in: named } }, select: { email: true } })
-      : [];
     return {
       steps,
-      knownRecipients: contacts.map((c) => c.email),
       rationale: answer.value.rationale,
       generatedBy: `model:${answer.model}${answer.cache?.hit ? ' (from the output cache)' : ''}`,
       model: answer.model,

@@ -12,7 +12,7 @@
  */
 import { isStepRef, type PlanStep } from '../shared/plan';
 import { toolSpec } from '../tools/registry';
-import { RISKS, type Policy, type Risk } from './settings';
+import { DEFAULT_POLICY, RISKS, type Policy, type Risk } from './settings';
 
 /** What the rules know besides the step. */
 export interface ApprovalContext {
@@ -33,21 +33,21 @@ export function emailAddresses(text: string): string[] {
 const atLeast = (risk: Risk, min: Risk) => RISKS.indexOf(risk) >= RISKS.indexOf(min);
 
 /** The people a step reaches: the addresses in its recipient inputs (literal values; a reference names nobody yet). */
-export function stepRecipients(step: Pick<PlanStep, 'tool' | 'inputs'>): string[] {
+export function stepRecipients(step: StepLike): string[] {
   const spec = toolSpec(step.tool);
   const found = new Set<string>();
   for (const name of spec?.recipientInputs ?? []) {
-    const v = step.inputs[name];
+    const v = step.inputs?.[name];
     if (typeof v === 'string') for (const a of emailAddresses(v)) found.add(a);
   }
   return [...found];
 }
 
 /** The largest amount a step names in an `amount` or `amountUsd` input, or undefined. */
-function stepAmount(step: Pick<PlanStep, 'inputs'>): number | undefined {
+function stepAmount(step: StepLike): number | undefined {
   let max: number | undefined;
   for (const name of ['amount', 'amountUsd']) {
-    const v = step.inputs[name];
+    const v = step.inputs?.[name];
     if (v === undefined || v === null || isStepRef(v)) continue;
     const n = typeof v === 'number' ? v : Number(String(v).replace(/[$,\s]/g, ''));
     if (Number.isFinite(n)) max = Math.max(max ?? n, n);
@@ -55,8 +55,11 @@ function stepAmount(step: Pick<PlanStep, 'inputs'>): number | undefined {
   return max;
 }
 
-/** Why a step waits for a person; empty when it does not. */
-export function approvalReasons(step: Pick<PlanStep, 'tool' | 'inputs'>, ctx: ApprovalContext): string[] {
+/** A step as the rules read it (inputs absent: none given). */
+type StepLike = Pick<PlanStep, 'tool'> & { inputs?: PlanStep['inputs'] };
+
+/** Why a step waits for a person; empty when it does not. Without a context: the default policy. */
+export function approvalReasons(step: StepLike, ctx: ApprovalContext = { policy: DEFAULT_POLICY }): string[] {
   const spec = toolSpec(step.tool);
   if (!spec) return [`${step.tool} is not a known tool`];
   const { approve } = ctx.policy;
@@ -81,7 +84,7 @@ export function approvalReasons(step: Pick<PlanStep, 'tool' | 'inputs'>, ctx: Ap
 }
 
 /** Whether a step waits for a person (see {@link approvalReasons}). */
-export function requiresApproval(step: Pick<PlanStep, 'tool' | 'inputs'>, ctx: ApprovalContext): boolean {
+export function requiresApproval(step: StepLike, ctx?: ApprovalContext): boolean {
   return approvalReasons(step, ctx).length > 0;
 }
 

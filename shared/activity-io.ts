@@ -79,6 +79,8 @@ export interface OpenApprovalInput {
   rationale: string;
   inputs: Record<string, unknown>;
   timeoutMs: number;
+  /** Why the policy asks (policy/approvals.ts); shown with the approval as `proposed.why`. */
+  reasons?: string[];
 }
 
 /** What the workflow records when a decision arrives. */

@@ -25,7 +25,7 @@ export interface ProposedPlan {
   costUsd: number;
   inputTokens: number;
   outputTokens: number;
-  /** Addresses in the plan that are already the operator's contacts (a model planner looks them up). */
+  /** Addresses in the plan that are already the operator's contacts (the planGoal activity looks them up). */
   knownRecipients?: string[];
   /** How the model's prompt was fitted to its context window, and what it left out. */
   prompt?: PromptFit;
@@ -67,6 +67,8 @@ export type StepStatus = (typeof STEP_STATUSES)[number];
 /** A validated step as the workflow runs it: the plan's step plus what the policy decided about it. */
 export interface PlannedStep extends PlanStep {
   requiresApproval: boolean;
+  /** Why it waits for a person (policy/approvals.ts), shown with its approval. */
+  approvalReasons?: string[];
 }
 
 /** What a step activity hands back: small JSON; large texts travel as artifact ids. */

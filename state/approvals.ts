@@ -79,7 +79,7 @@ export function createApprovalActivities(prisma: Db, memory?: MemoryService) {
             title: input.title,
             summary,
             rationale: input.rationale,
-            proposed: json(proposed),
+            proposed: json(input.reasons?.length ? { ...proposed, why: input.reasons } : proposed),
             status: 'pending',
             createdAt,
             expiresAt: new Date(createdAt.getTime() + input.timeoutMs),

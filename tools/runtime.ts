@@ -17,6 +17,8 @@ import type { ModelGateway } from '../models/gateway';
 import type { StepActivityInput } from '../shared/activity-io';
 import type { StepOutput, StepResult } from '../shared/plan';
 import { loadArtifact } from '../state/artifacts';
+import type { RateLimit } from '../policy/settings';
+import { takeRateLimit } from '../state/rate-limits';
 import { recordStepCompleted, recordStepStarted } from '../state/steps';
 import { describeIssues, type ToolSpec } from './spec';
 
@@ -37,6 +39,8 @@ export interface ToolDeps {
   slack?: SlackConnector;
   /** Signed webhooks (KEEL_WEBHOOK_SECRET); without it webhook.call fails naming KEEL_WEBHOOK_SECRET. */
   webhook?: WebhookConnector;
+  /** Connector → its limits (KEEL_POLICY `rateLimits`); a tool whose spec names a connector takes a slot per run. */
+  rateLimits?: Readonly<Record<string, RateLimit>>;
 }
 
 /** What a tool's implementation returns; the runtime adds zero cost when it says nothing about cost. */
@@ -127,6 +131,18 @@ export function toolActivity<I extends z.ZodObject, O extends z.ZodType<StepOutp
       );
     }
     const ref = { goalId: step.goalId, planVersion: step.planVersion, stepId: step.stepId, tool: step.tool };
+    const limits = spec.rateLimit ? deps.rateLimits?.[spec.rateLimit] : undefined;
+    if (spec.rateLimit && limits) {
+      const taken = await takeRateLimit(deps.prisma, spec.rateLimit, limits);
+      if (!taken.ok) {
+        // Retried when the window opens (nextRetryDelay overrides the backoff); nothing was started.
+        throw ApplicationFailure.create({
+          type: 'RateLimited',
+          message: `the ${spec.rateLimit} connector took its ${taken.limit} actions this ${taken.window}; ${spec.name} runs again in ${Math.ceil(taken.retryAfterMs / 1000)} s`,
+          nextRetryDelay: taken.retryAfterMs,
+        });
+      }
+    }
     const tried = attempt();
     await recordStepStarted(deps.prisma, ref, tried);
     const r = await impl.run(parsed.data, step, deps);

@@ -83,6 +83,12 @@ export interface ToolSpec<
    */
   recipientInputs?: readonly string[];
   /**
+   * The connector whose rate limit the tool's every run takes a slot from
+   * (`email`, `slack`, `webhook`; the limits are the operator's policy,
+   * KEEL_POLICY `rateLimits`, counted in PostgreSQL across workers).
+   */
+  rateLimit?: string;
+  /**
    * The model call the tool makes when a model is configured: its tier, the
    * most output tokens it asks for (what a budget reserves), and whether it
    * may drop to the small tier when the goal's budget cannot cover the large one.

@@ -26,6 +26,8 @@ export interface KeelWorkerDeps {
   slack?: ActivityDeps['slack'];
   /** webhook.call's connector (createWebhookConnector). */
   webhook?: ActivityDeps['webhook'];
+  /** Connector rate limits (KEEL_POLICY `rateLimits`). */
+  rateLimits?: ActivityDeps['rateLimits'];
   /** A prebuilt workflow bundle (tests and the benchmark build it once); otherwise workflows/ is bundled at start. */
   workflowBundlePath?: string;
   /** KEEL_OPERATOR_NAME. */
@@ -54,6 +56,7 @@ export async function createKeelWorker(deps: KeelWorkerDeps): Promise<Worker> {
       memory: deps.memory,
       slack: deps.slack,
       webhook: deps.webhook,
+      rateLimits: deps.rateLimits,
       operatorName: deps.operatorName,
       workingSetTokens: deps.workingSetTokens,
       models: deps.models,
@@ -146,6 +149,7 @@ export async function createWorkerFromConfig(config: Config) {
     // Without a model endpoint the engine plans and drafts offline, and says so in everything it produces.
     models: modelsConfigured(config) ? createModelGateway(config) : undefined,
     modelCache: config.KEEL_MODEL_CACHE === 'off' ? false : { freshForMs: config.KEEL_MODEL_CACHE_FRESH },
+    rateLimits: config.KEEL_POLICY.rateLimits,
   });
   const clientConnection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
   const schedule = await ensureCompactionSchedule(

@@ -2,6 +2,7 @@
 import type { ApprovalStatus, Decision, FinishedGoalStatus, GoalStatus } from '../shared/goal';
 import type { PriceTable } from '../models/prices';
 import type { PlanStep, StepOutput, StepStatus } from '../shared/plan';
+import type { Policy } from '../policy/settings';
 
 /** Durations live in the input so tests can use seconds and the workflow stays deterministic. */
 export interface GoalSettings {
@@ -11,6 +12,8 @@ export interface GoalSettings {
   maxReplans: number;
   /** Set when a model endpoint is configured: what model steps are reserved against the budget with. */
   models?: GoalModels;
+  /** The operator's policy when the goal started (KEEL_POLICY); goals from before policies use the default. */
+  policy?: Policy;
 }
 
 /**
@@ -33,6 +36,16 @@ export interface GoalInput {
   input: Record<string, unknown>;
   budgetUsd: number;
   settings: GoalSettings;
+  /** Where the goal came from when not from the operator: an inbound event through a trigger (outside content). */
+  origin?: GoalOrigin;
+}
+
+/** An inbound event that started a goal through a trigger: its text is outside content, never instructions. */
+export interface GoalOrigin {
+  kind: 'event';
+  source: string;
+  externalId: string;
+  triggerId: string;
 }
 
 export interface StepState {

@@ -11,7 +11,7 @@ import type { StepActivityInput } from '../../shared/activity-io';
 import type { PlanStep } from '../../shared/plan';
 import { createGoalStateActivities } from '../../state/goals';
 import { createGoal } from '../../state/intake';
-import { requiresApproval } from '../../workflows/policy';
+import { requiresApproval } from '../../policy';
 
 export interface ToolGoal {
   goalId: string;

@@ -5,7 +5,7 @@
  */
 import type { PlanGoalInput } from '../../shared/activity-io';
 import { OFFLINE_PLANNER, classifyGoal, planOffline } from '../../planner/offline';
-import { requiresApproval, validatePlan } from '../../workflows/policy';
+import { requiresApproval, validatePlan } from '../../policy';
 
 function goal(over: Partial<PlanGoalInput> = {}): PlanGoalInput {
   return {

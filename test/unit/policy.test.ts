@@ -5,7 +5,7 @@
  */
 import type { PlanStep } from '../../shared/plan';
 import { TOOLS, toolSpec } from '../../tools/registry';
-import { estimatePlanCost, requiresApproval, validatePlan, type PlanProblem } from '../../workflows/policy';
+import { estimatePlanCost, requiresApproval, validatePlan, type PlanProblem } from '../../policy';
 
 const BUDGET = { budgetUsd: 5, spentUsd: 0 };
 

@@ -21,7 +21,7 @@ import { createGoalStateActivities } from '../../state/goals';
 import { createGoal } from '../../state/intake';
 import { diffPlans, planHistory } from '../../state/plans';
 import { createToolActivities } from '../../tools/activities';
-import { requiresApproval } from '../../workflows/policy';
+import { requiresApproval } from '../../policy';
 import { createTestDatabase, type TestDatabase } from '../helpers/db';
 import { createTestEmail, createTestMemory } from '../helpers/engine';
 import { startOpenAIStandin, type OpenAIStandin } from '../helpers/openai-standin';

@@ -22,7 +22,7 @@ import { createGoal } from '../../state/intake';
 import { createToolActivities } from '../../tools/activities';
 import { stableId } from '../../tools/runtime';
 import { emailDraft, emailSend, memoryRecall, outcomeRecord, textSummarize } from '../../tools/registry';
-import { requiresApproval } from '../../workflows/policy';
+import { requiresApproval } from '../../policy';
 import { createTestDatabase, type TestDatabase } from '../helpers/db';
 import { createTestEmail, createTestMemory } from '../helpers/engine';
 import { startSmtpServer, type TestSmtpServer } from '../helpers/smtp';

@@ -19,7 +19,7 @@ import { recordIntent } from '../../state/side-effects';
 import { createToolActivities } from '../../tools/activities';
 import { webhookCall } from '../../tools/registry';
 import { describeApproval } from '../../tools/spec';
-import { requiresApproval, validatePlan } from '../../workflows/policy';
+import { requiresApproval, validatePlan } from '../../policy';
 import { createTestDatabase, type TestDatabase } from '../helpers/db';
 import { createTestEmail, createTestMemory } from '../helpers/engine';
 import { failureOf, goalWithSteps, runAttempt } from '../helpers/tool-goal';

@@ -56,6 +56,7 @@ export const emailSend = defineTool({
   refInputs: ['draft'],
   risk: 'external',
   irreversible: true,
+  rateLimit: 'email',
   preset: 'connector',
   estimatedCostUsd: 0,
   errors: ['InvalidEmailAddress', 'EmailRejected'],

@@ -59,6 +59,7 @@ export const slackPost = defineTool({
   refInputs: ['draft'],
   risk: 'external',
   irreversible: true,
+  rateLimit: 'slack',
   compensation: 'deleteSlackMessage',
   preset: 'connector',
   estimatedCostUsd: 0,

@@ -62,6 +62,7 @@ export const webhookCall = defineTool({
   refInputs: [],
   risk: 'external',
   irreversible: true,
+  rateLimit: 'webhook',
   preset: 'connector',
   estimatedCostUsd: 0,
   errors: ['WebhookNotConfigured', 'WebhookRejected'],

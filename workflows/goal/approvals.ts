@@ -87,6 +87,7 @@ export function createApprovals(run: GoalRun) {
         rationale: step.rationale,
         inputs,
         timeoutMs: settings.approvalTimeoutMs,
+        ...(step.approvalReasons ? { reasons: step.approvalReasons } : {}),
       });
       const decided = () => decisions[approval.approvalId] !== undefined;
       try {

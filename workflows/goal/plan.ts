@@ -5,7 +5,7 @@
 import { ApplicationFailure, patched } from '@temporalio/workflow';
 import { PLAN_MODEL, type PlannedStep, type ProposedPlan } from '../../shared/plan';
 import type { createBudget } from './budget';
-import { goalRecipients, requiresApproval, validatePlan } from '../policy';
+import { approvalReasons, DEFAULT_POLICY, goalRecipients, validatePlan } from '../../policy';
 import type { GoalRun } from './state';
 
 /** patched() id: a model's plan may name as recipients only people the goal names or known contacts. */
@@ -63,14 +63,26 @@ export async function planGoal(run: GoalRun, budget: ReturnType<typeof createBud
       proposal.generatedBy.startsWith('model:') && patched(RECIPIENT_GUARD_PATCH)
         ? [...goalRecipients(goal), ...(proposal.knownRecipients ?? [])]
         : undefined;
+    // The policy the goal started with; goals from before policies are held to the default, which
+    // asks for exactly what they asked for, so their histories replay unchanged.
+    const policy = goal.settings.policy ?? DEFAULT_POLICY;
     const problems = validatePlan(proposal.steps, {
       recipients,
       budgetUsd: state.budgetUsd ?? goal.budgetUsd,
       spentUsd: state.cost.usd,
       reservedAtRun: goal.settings.models !== undefined,
+      ...(goal.settings.policy ? { policy, kind: goal.kind } : {}),
     });
     if (problems.length === 0) {
-      const steps = proposal.steps.map((s) => ({ ...s, requiresApproval: requiresApproval(s) }));
+      const approvalContext = {
+        policy,
+        contacts: proposal.knownRecipients,
+        untrusted: goal.origin !== undefined,
+      };
+      const steps = proposal.steps.map((s) => {
+        const reasons = approvalReasons(s, approvalContext);
+        return { ...s, requiresApproval: reasons.length > 0, ...(reasons.length ? { approvalReasons: reasons } : {}) };
+      });
       state.plan.steps = steps.map((s) => ({
         id: s.id,
         tool: s.tool,

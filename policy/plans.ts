@@ -1,15 +1,20 @@
 /**
- * Pure policy rules: which steps need a person, and whether a plan fits the
- * goal's budget and the tool allow-list. Deterministic; no I/O.
+ * Whether a plan may run: every tool known and allowed for the goal's kind,
+ * inputs that match the specs, references to earlier steps, no cycle,
+ * recipients the goal names or knows, within budget. Pure and deterministic:
+ * the workflow holds every proposal to it and replans with its problems.
  */
 import { isStepRef, type PlanStep } from '../shared/plan';
 import { toolSpec } from '../tools/registry';
 import { describeIssues, inputFields } from '../tools/spec';
+import { emailAddresses, toolAllowed } from './approvals';
+import type { Policy } from './settings';
 
 export interface PlanProblem {
   stepId?: string;
   code:
     | 'unknown_tool'
+    | 'tool_not_allowed'
     | 'unknown_recipient'
     | 'missing_input'
     | 'invalid_input'
@@ -19,12 +24,6 @@ export interface PlanProblem {
     | 'over_budget'
     | 'empty_plan';
   message: string;
-}
-
-/** A step waits for approval when its effect leaves the building and cannot be taken back. */
-export function requiresApproval(step: Pick<PlanStep, 'tool'>): boolean {
-  const spec = toolSpec(step.tool);
-  return spec === undefined || spec.irreversible || spec.risk === 'external';
 }
 
 /**
@@ -51,6 +50,9 @@ export function validatePlan(
     reservedAtRun?: boolean;
     /** When given, the only addresses (lower case) a step may name as a recipient. */
     recipients?: readonly string[];
+    /** With the goal's kind: the policy's tool allow-list for that kind applies. */
+    policy?: Policy;
+    kind?: string;
   },
 ): PlanProblem[] {
   const problems: PlanProblem[] = [];
@@ -70,6 +72,13 @@ export function validatePlan(
         message: `step "${step.id}" names unknown tool "${step.tool}"`,
       });
       continue;
+    }
+    if (opts.policy && opts.kind !== undefined && !toolAllowed(opts.policy, opts.kind, spec.name)) {
+      problems.push({
+        stepId: step.id,
+        code: 'tool_not_allowed',
+        message: `step "${step.id}" uses ${spec.name}, which the policy does not allow for ${opts.kind} goals`,
+      });
     }
     for (const name of opts.recipients ? (spec.recipientInputs ?? []) : []) {
       const v = step.inputs[name];
@@ -171,13 +180,6 @@ function findCycle(steps: PlanStep[]): string[] | undefined {
     if (found) return found;
   }
   return undefined;
-}
-
-const EMAIL_ADDRESS = /[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}/g;
-
-/** Every email address in a text, lower case. */
-export function emailAddresses(text: string): string[] {
-  return (text.match(EMAIL_ADDRESS) ?? []).map((a) => a.toLowerCase());
 }
 
 /** The people a goal names itself, in its title, description and input: what its operator (or rule) wrote. */
