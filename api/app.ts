@@ -12,6 +12,7 @@ import { eventRoutes } from './events';
 import { goalRoutes } from './goals';
 import { memoryRoutes } from './memory';
 import { metricsRoutes } from './metrics';
+import { triggerRoutes } from './triggers';
 import { bearerAuth, jsonBody, rejectHostileInput } from './middleware';
 import type { AppDeps } from './types';
 
@@ -71,6 +72,7 @@ export function createApp(deps: AppDeps): express.Express {
   v1.use(approvalRoutes(deps));
   v1.use(memoryRoutes(deps));
   v1.use(eventRoutes(deps));
+  v1.use(triggerRoutes(deps));
   v1.use(metricsRoutes(deps));
 
   app.use('/v1', v1);

@@ -8,7 +8,7 @@ import { loadConfig, type Config } from '../config/index';
 import { createPrisma } from '../db/prisma';
 import { memoryFromConfig } from '../memory';
 import { goalModels } from '../commands/goals';
-import { modelsConfigured } from '../models/gateway';
+import { createModelGateway, modelsConfigured } from '../models/gateway';
 import { createApp } from './app';
 
 /** Without KEEL_API_KEY, a key is made once and kept in .keel/api-key so restarts keep it. */
@@ -40,6 +40,8 @@ async function run() {
     temporalTimeoutMs: config.KEEL_TEMPORAL_TIMEOUT_MS,
     defaultBudgetUsd: config.KEEL_DEFAULT_BUDGET_USD,
     actor: 'operator:api',
+    // Inbound events are classified by the small tier when a model is configured, by keyword rules otherwise.
+    ...(modelsConfigured(config) ? { models: createModelGateway(config) } : {}),
     goalSettings: {
       approvalTimeoutMs: config.KEEL_APPROVAL_TIMEOUT_MS,
       escalationTimeoutMs: config.KEEL_ESCALATION_TIMEOUT_MS,

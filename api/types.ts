@@ -4,6 +4,7 @@ import type { CommandDeps } from '../commands/types';
 import { defaultConfig } from '../config';
 import type { Db } from '../db/prisma';
 import type { MemoryService } from '../memory/service';
+import type { ModelGateway } from '../models/gateway';
 import type { GoalSettings } from '../workflows/types';
 
 export interface AppDeps {
@@ -19,6 +20,10 @@ export interface AppDeps {
   temporalTimeoutMs?: number;
   /** Who decisions made through this API are recorded as. */
   actor: string;
+  /** The model gateway, when a model endpoint is configured: inbound events are classified by the small tier. */
+  models?: ModelGateway;
+  /** How long an event's classification may wait for the model before the rules answer (default 15 s). */
+  classifyTimeoutMs?: number;
 }
 
 /** The part of the API's dependencies the commands (commands/) use. */

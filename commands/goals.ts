@@ -27,6 +27,10 @@ export interface StartGoalRequest {
   input?: Record<string, unknown>;
   budgetUsd?: number;
   requestId?: string;
+  /** A goal id the caller derived (a trigger's goal for an event, with its requestId); a new one otherwise. Not for HTTP callers. */
+  goalId?: string;
+  /** Who the goal.created event names; `api` when not given. */
+  actor?: string;
 }
 
 export interface GoalAnswer {
@@ -43,7 +47,16 @@ export interface GoalAnswer {
  * UnavailableError says to retry with the same requestId.
  */
 export async function startGoal(deps: CommandDeps, request: StartGoalRequest): Promise<GoalAnswer> {
-  const { goal } = await createGoal(
+  const { created: _created, ...answer } = await startGoalOnce(deps, request);
+  return answer;
+}
+
+/** {@link startGoal}, also saying whether this request created the goal (false: an earlier one with its requestId did). */
+export async function startGoalOnce(
+  deps: CommandDeps,
+  request: StartGoalRequest,
+): Promise<GoalAnswer & { created: boolean }> {
+  const { goal, created } = await createGoal(
     deps.prisma,
     {
       title: request.title,
@@ -53,11 +66,12 @@ export async function startGoal(deps: CommandDeps, request: StartGoalRequest): P
       input: request.input ?? {},
       budgetUsd: request.budgetUsd,
       requestId: request.requestId,
+      id: request.goalId,
     },
-    API_ACTOR,
+    request.actor ?? API_ACTOR,
   );
   if (!isFinished(goal.status)) await startWorkflow(deps, goal);
-  return { goalId: goal.id, workflowId: goal.workflowId, status: goal.status };
+  return { goalId: goal.id, workflowId: goal.workflowId, status: goal.status, created };
 }
 
 async function startWorkflow(deps: CommandDeps, goal: StoredGoal): Promise<void> {

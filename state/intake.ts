@@ -5,7 +5,7 @@
  * these through commands/).
  */
 import { randomUUID } from 'node:crypto';
-import type { Goal } from '../generated/prisma/client';
+import { Prisma, type Goal } from '../generated/prisma/client';
 import type { Db } from '../db/prisma';
 import { memoryId, type MemoryService } from '../memory/service';
 import type { GoalStatus } from '../shared/goal';
@@ -21,6 +21,8 @@ export interface NewGoal {
   input: Record<string, unknown>;
   budgetUsd?: number;
   requestId?: string;
+  /** The goal's id when the caller derives it (a trigger's goal for an event); a new UUID otherwise. */
+  id?: string;
 }
 
 /** A stored goal, as much of it as starting its workflow and answering the caller need. */
@@ -42,7 +44,7 @@ export async function createGoal(
     const existing = await findByRequestId(db, goal.requestId);
     if (existing) return { goal: existing, created: false };
   }
-  const id = randomUUID();
+  const id = goal.id ?? randomUUID();
   const row: GoalCreatedRow = {
     id,
     requestId: goal.requestId ?? null,
@@ -56,13 +58,14 @@ export async function createGoal(
   };
   const status: GoalStatus = 'planning';
   // One statement: the goal and its goal.created event commit together. Of two concurrent requests
-  // with one requestId, the second inserts nothing and reads the first's goal below.
+  // with one requestId, the second inserts nothing and reads the first's goal below. No conflict
+  // target: a derived id (or its workflow id) conflicts the same way as the requestId that goes with it.
   const inserted = await db.$executeRaw`
     WITH g AS (
       INSERT INTO goals (id, request_id, workflow_id, title, description, kind, input, budget_usd, status, created_at, updated_at)
       VALUES (${row.id}, ${row.requestId}, ${row.workflowId}, ${row.title}, ${row.description}, ${row.kind},
               ${JSON.stringify(row.input)}::jsonb, ${row.budgetUsd}::float8, ${status}, ${row.createdAt}, ${row.createdAt})
-      ON CONFLICT (request_id) DO NOTHING
+      ON CONFLICT DO NOTHING
       RETURNING id)
     INSERT INTO events (goal_id, type, actor, data)
     SELECT g.id, e.value->>'type', e.value->>'actor', e.value->'data'
@@ -71,13 +74,22 @@ export async function createGoal(
     const { createdAt: _createdAt, ...stored } = row;
     return { goal: { ...stored, status }, created: true };
   }
-  const winner = goal.requestId ? await findByRequestId(db, goal.requestId) : null;
-  if (!winner) throw new Error(`goal with requestId ${goal.requestId} was neither inserted nor found`);
+  const winner = goal.requestId
+    ? await findByRequestId(db, goal.requestId)
+    : goal.id
+      ? await findById(db, goal.id)
+      : null;
+  if (!winner) throw new Error(`goal ${goal.id ?? `with requestId ${goal.requestId}`} was neither inserted nor found`);
   return { goal: winner, created: false };
 }
 
 async function findByRequestId(db: Db, requestId: string): Promise<StoredGoal | null> {
   const goal = await db.goal.findUnique({ where: { requestId } });
+  return goal ? { ...goal, input: (goal.input ?? {}) as Record<string, unknown> } : null;
+}
+
+async function findById(db: Db, id: string): Promise<StoredGoal | null> {
+  const goal = await db.goal.findUnique({ where: { id } });
   return goal ? { ...goal, input: (goal.input ?? {}) as Record<string, unknown> } : null;
 }
 
@@ -141,6 +153,54 @@ export async function recordInboundEvent(
     });
   }
   return result;
+}
+
+/** A stored inbound event, with how it was routed (null until it was). */
+export interface StoredInboundEvent extends InboundEventInput {
+  id: string;
+  routing: InboundRouting | null;
+}
+
+/**
+ * How an inbound event was routed, written once: Keel's classification of it
+ * and the triggers it matched then. Kept on the event's own row (not in its
+ * payload, which stays exactly what the adapter sent, so a sender cannot
+ * forge a classification); a replay of the event reads it instead of routing
+ * again, so it starts the same goals and no others.
+ */
+export interface InboundRouting {
+  classification: Record<string, unknown>;
+  matchedTriggers: string[];
+}
+
+export async function loadInboundEvent(db: Db, id: string): Promise<StoredInboundEvent> {
+  const row = await db.inboundEvent.findUniqueOrThrow({ where: { id } });
+  return {
+    id: row.id,
+    source: row.source,
+    type: row.type,
+    externalId: row.externalId,
+    payload: (row.payload ?? {}) as Record<string, unknown>,
+    routing:
+      row.classification === null
+        ? null
+        : { classification: row.classification as Record<string, unknown>, matchedTriggers: row.matchedTriggers },
+  };
+}
+
+/**
+ * Stores how an event was routed unless it already was: of two racing
+ * deliveries of one event, the first to write wins, and both get the
+ * winner's routing back.
+ */
+export async function recordInboundRouting(db: Db, id: string, routing: InboundRouting): Promise<InboundRouting> {
+  await db.inboundEvent.updateMany({
+    where: { id, classification: { equals: Prisma.DbNull } },
+    data: { classification: routing.classification as Prisma.InputJsonValue, matchedTriggers: routing.matchedTriggers },
+  });
+  const stored = (await loadInboundEvent(db, id)).routing;
+  if (!stored) throw new Error(`inbound event ${id}: its routing was neither written nor found`);
+  return stored;
 }
 
 /** Records that someone asked to cancel a goal (after the workflow took the request). */

@@ -43,6 +43,28 @@ export const CLASSIFY_INPUT_TOKENS = 2000;
 /** A reason is one line. */
 const REASON_MAX = 200;
 
+/** The rules read this much of a message: enough for any keyword, bounded for a huge payload. */
+const RULES_INPUT_MAX = 100_000;
+
+export interface ClassifyOptions {
+  /** The tier (default the spec's, small); a workflow may name it for a step. */
+  tier?: 'small' | 'large';
+  signal?: AbortSignal;
+  /** Overrides the gateway's KEEL_MODEL_TIMEOUT_MS (the event intake waits less than a workflow step). */
+  timeoutMs?: number;
+}
+
+/** A reason as one printable line: no control characters, no broken surrogates, bounded. */
+function oneLine(text: string): string {
+  return cut(
+    text
+      .replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD')
+      .replace(/[\p{Cc}\s]+/gu, ' ')
+      .trim(),
+    REASON_MAX,
+  );
+}
+
 /** Who the rules say made a classification: the offline label, so nobody mistakes it for a model's judgment. */
 export const RULES_LABEL = `keyword rules, ${OFFLINE_LABEL}`;
 
@@ -178,7 +200,7 @@ const BULK_SENDER = /\b(no-?reply|newsletter|news|digest|marketing|mailer)@/i;
  * the number of matches and never exceeds 0.8: words are weak evidence.
  */
 export function classifyByRules(message: MessageText): Classification {
-  const haystack = [message.subject ?? '', message.text].join('\n');
+  const haystack = [message.subject ?? '', message.text].join('\n').slice(0, RULES_INPUT_MAX);
   let best: { kind: EventKind; hits: string[] } = { kind: 'other', hits: [] };
   for (const [kind, patterns] of PATTERNS) {
     const hits = patterns.filter((p) => p.re.test(haystack)).map((p) => p.word);
@@ -194,7 +216,7 @@ export function classifyByRules(message: MessageText): Classification {
     ...offline,
     kind: best.kind,
     confidence: Math.min(0.8, 0.4 + 0.1 * best.hits.length),
-    reason: cut(`keywords ${shown.join(', ')}${best.hits.length > 4 ? ' and more' : ''}`, REASON_MAX),
+    reason: oneLine(`keywords ${shown.join(', ')}${best.hits.length > 4 ? ' and more' : ''}`),
   };
 }
 
@@ -212,7 +234,7 @@ const SYSTEM_PROMPT = [
 export async function classifyWithModel(
   models: ModelGateway,
   message: MessageText,
-  opts: { tier?: 'small' | 'large'; signal?: AbortSignal } = {},
+  opts: ClassifyOptions = {},
 ): Promise<Classification> {
   const body = truncateToTokens(message.text, CLASSIFY_INPUT_TOKENS);
   const headers = [
@@ -227,6 +249,7 @@ export async function classifyWithModel(
     maxTokens: CLASSIFY_MODEL.maxTokens,
     temperature: 0,
     signal: opts.signal,
+    timeoutMs: opts.timeoutMs,
     messages: [
       { role: 'system', content: SYSTEM_PROMPT },
       { role: 'user', content: `Classify this message:\n${untrusted([...headers, '', body].join('\n'))}` },
@@ -235,7 +258,7 @@ export async function classifyWithModel(
   return {
     kind: answer.value.kind,
     confidence: answer.value.confidence,
-    reason: cut(answer.value.reason.replace(/\s+/g, ' ').trim(), REASON_MAX),
+    reason: oneLine(answer.value.reason),
     generatedBy: `model:${answer.model}`,
     model: answer.model,
     promptHash: answer.promptHash,
@@ -249,7 +272,7 @@ export async function classifyWithModel(
 export function classifyMessage(
   models: ModelGateway | undefined,
   message: MessageText,
-  opts: { tier?: 'small' | 'large'; signal?: AbortSignal } = {},
+  opts: ClassifyOptions = {},
 ): Promise<Classification> {
   return models ? classifyWithModel(models, message, opts) : Promise.resolve(classifyByRules(message));
 }
