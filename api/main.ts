@@ -48,6 +48,8 @@ async function run() {
       connectorHeartbeatMs: config.KEEL_CONNECTOR_HEARTBEAT_MS,
       maxReplans: config.KEEL_MAX_REPLANS,
       ...(modelsConfigured(config) ? { models: goalModels(config) } : {}),
+      // Pinned in every goal when it starts: a policy change applies to new goals only.
+      policy: config.KEEL_POLICY,
     },
   });
   const server = app.listen(config.PORT, () => {

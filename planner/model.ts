@@ -93,11 +93,16 @@ export function planMessages(goal: PlanGoalInput, context: string) {
   const feedback = goal.feedback.length
     ? `\nYour previous plan was refused by the policy for these reasons; correct them:\n${goal.feedback.map((f) => `- ${f}`).join('\n')}`
     : '';
+  const revision = goal.revision
+    ? goal.revision.cause === 'approval_rejected'
+      ? `\nThe operator rejected step "${goal.revision.stepId}" (${goal.revision.tool}) of the previous plan and said:\n${untrusted(goal.revision.note)}\nMake a new plan that does what they asked; a draft step may pass their words as its "revision" input.`
+      : `\nStep "${goal.revision.stepId}" (${goal.revision.tool}) of the previous plan failed:\n${untrusted(goal.revision.note)}\nMake a new plan that reaches the goal another way.`
+    : '';
   return [
     { role: 'system' as const, content: `${INSTRUCTIONS}\n\nTools:\n${toolCatalogue()}` },
     {
       role: 'user' as const,
-      content: `The goal:\n${untrusted(goalText)}\n\nWhat Keel knows that may be relevant:\n${untrusted(context || '(nothing on record)')}${feedback}`,
+      content: `The goal:\n${untrusted(goalText)}\n\nWhat Keel knows that may be relevant:\n${untrusted(context || '(nothing on record)')}${revision}${feedback}`,
     },
   ];
 }

@@ -53,7 +53,13 @@ export function planOffline(goal: PlanGoalInput): ProposedPlan {
         tool: emailDraft.name,
         title: `Draft the email to ${intent.to}`,
         rationale: 'The operator reviews a concrete draft, not an intention.',
-        inputs: { to: intent.to, purpose: intent.purpose, context: { fromStep: 'recall' } },
+        inputs: {
+          to: intent.to,
+          purpose: intent.purpose,
+          context: { fromStep: 'recall' },
+          // After the operator rejected a draft with a comment, the new draft is written to answer it.
+          ...(goal.revision?.cause === 'approval_rejected' ? { revision: goal.revision.note } : {}),
+        },
         dependsOn: ['recall'],
       },
       {
@@ -106,6 +112,7 @@ export function planOffline(goal: PlanGoalInput): ProposedPlan {
     planner: OFFLINE_PLANNER,
     goal: { title: goal.title, description: goal.description, kind: goal.kind, input: goal.input },
     feedback: goal.feedback,
+    ...(goal.revision ? { revision: goal.revision } : {}),
   });
   return {
     steps,

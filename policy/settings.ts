@@ -39,6 +39,17 @@ export const policySchema = z.strictObject({
       audienceOver: z.number().int().positive().optional(),
     })
     .default({ tools: [], minRisk: 'external', firstContact: true, untrusted: true }),
+  /** When a person's no or a failed step leads to a new plan instead of ending the goal. */
+  replan: z
+    .strictObject({
+      /** A rejected approval: replan when it came with a comment (the default), always, or never. */
+      onRejection: z.enum(['with-comment', 'always', 'never']).default('with-comment'),
+      /** Tools whose failed steps lead to a replan (with the failure as the reason). */
+      onFailure: toolNames.default([]),
+      /** Replans of these kinds a goal may make. */
+      max: z.number().int().min(0).max(5).default(1),
+    })
+    .default({ onRejection: 'with-comment', onFailure: [], max: 1 }),
   /** Goal kind → the tools its plans may use (`*`: every kind without its own list). No entry: every tool. */
   tools: z.record(z.string().trim().min(1), toolNames).default({}),
   /** Connector (`email`, `slack`, `webhook`) → its limits. */

@@ -13,6 +13,26 @@ export interface PlanGoalInput {
   feedback: string[];
   /** The large-tier model pinned for this goal by its first model plan; absent until then (and offline). */
   model?: string;
+  /** Why the previous plan was given up after it started: a person's no with their comment, or a failed step. */
+  revision?: PlanRevision;
+}
+
+/** What made the workflow give up a running plan and ask for another. */
+export interface PlanRevision {
+  cause: 'approval_rejected' | 'step_failed';
+  stepId: string;
+  tool: string;
+  /** The operator's comment on the rejection, or the step's error. */
+  note: string;
+  /** Who rejected it (a rejection). */
+  actor?: string;
+}
+
+/** A running plan given up for a new one (plan churn with its cause). */
+export interface ReplanInput {
+  goalId: string;
+  planVersion: number;
+  revision: PlanRevision;
 }
 
 export interface StartPlanInput {

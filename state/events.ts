@@ -105,6 +105,18 @@ export type KeelEvent =
         prompt?: PromptFit;
       };
     }
+  /** A running plan given up for a new one: a person's no with a comment, or a failed step the policy replans. */
+  | {
+      type: 'plan.replanned';
+      data: {
+        planVersion: number;
+        cause: 'approval_rejected' | 'step_failed';
+        stepId: string;
+        tool: string;
+        note: string;
+        actor?: string;
+      };
+    }
   | { type: 'step.started'; data: { stepId: string; tool: string; attempt: number } }
   | {
       type: 'step.completed';

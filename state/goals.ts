@@ -1,7 +1,13 @@
 /** Canonical goal, plan and step records, each change written with its event in one transaction. */
 import { ApplicationFailure } from '@temporalio/common';
 import type { Db } from '../db/prisma';
-import type { GoalTransitionInput, MarkStepInput, PlanRejectedInput, StartPlanInput } from '../shared/activity-io';
+import type {
+  GoalTransitionInput,
+  MarkStepInput,
+  PlanRejectedInput,
+  ReplanInput,
+  StartPlanInput,
+} from '../shared/activity-io';
 import { appendEvents, eventsJson, type KeelEvent } from './events';
 
 export function createGoalStateActivities(prisma: Db) {
@@ -100,6 +106,37 @@ export function createGoalStateActivities(prisma: Db) {
               })),
               ...(input.plan.prompt ? { prompt: input.plan.prompt } : {}),
             },
+          },
+        ]);
+      });
+    },
+
+    /**
+     * Records that a running plan was given up for a new one (a person's no with a comment, a failed
+     * step the policy replans): one more plan churn, with its cause. Once per plan version, so a retry
+     * does not count it twice.
+     */
+    async recordReplan(input: ReplanInput): Promise<void> {
+      await prisma.$transaction(async (tx) => {
+        const already = await tx.event.findFirst({
+          where: {
+            goalId: input.goalId,
+            type: 'plan.replanned',
+            data: { path: ['planVersion'], equals: input.planVersion },
+          },
+          select: { seq: true },
+        });
+        if (already) return;
+        await tx.goal.update({
+          where: { id: input.goalId },
+          data: { planChurn: { increment: 1 }, updatedAt: new Date() },
+        });
+        await appendEvents(tx, [
+          {
+            goalId: input.goalId,
+            type: 'plan.replanned',
+            actor: input.revision.actor ?? 'keel',
+            data: { planVersion: input.planVersion, ...input.revision },
           },
         ]);
       });

@@ -17,7 +17,8 @@ export interface PlanDiff {
 
 export interface PlanVersionView {
   version: number;
-  status: 'accepted' | 'rejected';
+  /** `superseded`: accepted and started, then given up for a new plan (see `replannedBecause`). */
+  status: 'accepted' | 'rejected' | 'superseded';
   at: Date;
   generatedBy?: string;
   model?: string;
@@ -30,11 +31,13 @@ export interface PlanVersionView {
   prompt?: PromptFit;
   /** Against the version before it (absent for the first). */
   diff?: PlanDiff;
+  /** A superseded version: the person's no (with their comment) or the failed step that led to a new plan. */
+  replannedBecause?: { cause: string; stepId: string; tool: string; note: string; actor?: string };
 }
 
 export interface PlanHistory {
   versions: PlanVersionView[];
-  /** Replans: refused versions, each with its cause. */
+  /** Replans: refused versions and versions given up after they started, each with its cause. */
   churn: number;
   causes: { version: number; problems: string[] }[];
 }
@@ -75,11 +78,26 @@ function stableJson(value: unknown): string {
 /** The plan versions of a goal in the order they were proposed. */
 export async function planHistory(prisma: Db, goalId: string): Promise<PlanHistory> {
   const rows = await prisma.event.findMany({
-    where: { goalId, type: { in: ['plan.accepted', 'plan.rejected'] } },
+    where: { goalId, type: { in: ['plan.accepted', 'plan.rejected', 'plan.replanned'] } },
     orderBy: { seq: 'asc' },
   });
   const versions: PlanVersionView[] = [];
   for (const row of rows) {
+    if (row.type === 'plan.replanned') {
+      const r = row.data as unknown as Extract<KeelEvent, { type: 'plan.replanned' }>['data'];
+      const given = versions.find((v) => v.version === r.planVersion);
+      if (given) {
+        given.status = 'superseded';
+        given.replannedBecause = {
+          cause: r.cause,
+          stepId: r.stepId,
+          tool: r.tool,
+          note: r.note,
+          ...(r.actor ? { actor: r.actor } : {}),
+        };
+      }
+      continue;
+    }
     const e = { type: row.type, data: row.data } as unknown as Extract<
       KeelEvent,
       { type: 'plan.accepted' | 'plan.rejected' }
@@ -113,10 +131,17 @@ export async function planHistory(prisma: Db, goalId: string): Promise<PlanHisto
     if (previous) view.diff = diffPlans(previous.steps, view.steps);
     versions.push(view);
   }
-  const refused = versions.filter((v) => v.status === 'rejected');
+  const replaced = versions.filter((v) => v.status !== 'accepted');
   return {
     versions,
-    churn: refused.length,
-    causes: refused.map((v) => ({ version: v.version, problems: v.problems ?? [] })),
+    churn: replaced.length,
+    causes: replaced.map((v) => ({
+      version: v.version,
+      problems: v.problems ?? [
+        v.replannedBecause!.cause === 'approval_rejected'
+          ? `${v.replannedBecause!.actor ?? 'the operator'} rejected step "${v.replannedBecause!.stepId}" (${v.replannedBecause!.tool}): ${v.replannedBecause!.note}`
+          : `step "${v.replannedBecause!.stepId}" (${v.replannedBecause!.tool}) failed: ${v.replannedBecause!.note}`,
+      ],
+    })),
   };
 }

@@ -119,6 +119,7 @@ function apply(
       if (goal) goal.plan_version = e.data.planVersion;
       break;
     case 'plan.rejected':
+    case 'plan.replanned':
       if (goal) goal.plan_churn = Number(goal.plan_churn) + 1;
       break;
     case 'goal.running':

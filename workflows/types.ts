@@ -62,6 +62,8 @@ export interface StepState {
 export interface ApprovalState {
   approvalId: string;
   stepId: string;
+  /** The tool the approval is for (`budget.raise` for a budget approval); absent in runs from before it was kept. */
+  tool?: string;
   title: string;
   status: ApprovalStatus;
   escalated: boolean;

@@ -532,8 +532,15 @@ describe('POST /v1/approvals/:id/decision', () => {
       status: 'rejected',
       comment: 'not now',
     });
-    await engine.waitForGoal(body.goalId, (g) => g.status === 'failed');
+    // A rejection with a comment replans once (a new draft answering it waits for a new decision); nothing was sent.
+    const replanned = await engine.waitForGoal(
+      body.goalId,
+      (g) => g.plan.version === 2 && g.approvals.some((a: any) => a.status === 'pending'),
+    );
+    expect(replanned.planChurn).toBe(1);
     expect(engine.smtp.messages.filter((m) => m.to.some((t) => t.startsWith('decider-')))).toHaveLength(0);
+    await engine.http('POST', `/v1/goals/${body.goalId}/cancel`, { reason: 'done testing' });
+    await engine.waitForGoal(body.goalId, (g) => g.status === 'cancelled');
   });
 });
 

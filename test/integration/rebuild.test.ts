@@ -49,10 +49,18 @@ test('projections rebuilt from the events match the live tables after a mixed wo
     decision: 'approve',
     edits: { subject: 'Thank you!', body: 'Thank you, Ada.' },
   });
-  await engine.http('POST', `/v1/approvals/${await firstApproval(rejected)}/decision`, {
-    decision: 'reject',
-    comment: 'not now',
-  });
+  // Rejected with a comment: the goal replans once (plan.replanned), then a plain rejection ends it.
+  const firstRejected = await firstApproval(rejected);
+  await engine.http('POST', `/v1/approvals/${firstRejected}/decision`, { decision: 'reject', comment: 'not now' });
+  const redraft = await engine.waitForGoal(
+    rejected,
+    (g) => g.plan.version === 2 && g.approvals.some((a: any) => a.status === 'pending'),
+  );
+  await engine.http(
+    'POST',
+    `/v1/approvals/${redraft.approvals.find((a: any) => a.status === 'pending').approvalId}/decision`,
+    { decision: 'reject' },
+  );
   await firstApproval(cancelled);
   await engine.http('POST', `/v1/goals/${cancelled}/cancel`, { reason: 'later' });
   await engine.waitForGoal(note, (g) => g.status === 'completed');

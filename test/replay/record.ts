@@ -25,6 +25,8 @@ const OUT = path.join(__dirname, 'histories');
 const RECORD_TAG = 'v4-decide-update';
 /** The tag of histories of goals started with a model configured (budget reservations). */
 const MODEL_RECORD_TAG = 'v5-model-budget';
+/** Goals that pin a policy, planned by a model (recipient guard), replanned after a rejection with a comment. */
+const POLICY_RECORD_TAG = 'v6-policy-replan';
 
 async function decideFirst(engine: TestEngine, goalId: string, body: Record<string, unknown>) {
   const waiting = await engine.waitForGoal(goalId, (g) => g.status === 'awaiting_approval');
@@ -89,6 +91,7 @@ async function run() {
     await engine.close();
   }
   await recordModelShapes();
+  await recordPolicyShapes();
 }
 
 /**
@@ -141,6 +144,77 @@ async function recordModelShapes() {
       );
       const approval = waiting.approvals.find((a: { stepId: string }) => a.stepId === stepId);
       await engine.http('POST', `/v1/approvals/${approval.approvalId}/decision`, { decision: 'approve' });
+    }
+    await engine.waitForGoal(body.goalId, (g) => g.status === 'completed');
+    const handle = engine.temporal.client.workflow.getHandle(body.workflowId);
+    await handle.result();
+    const history = await handle.fetchHistory();
+    await writeFile(file, historyToJSON(history));
+    console.log(`recorded ${path.basename(file)} (${history.events?.length} events)`);
+  } finally {
+    await engine.close();
+    await standin.close();
+  }
+}
+
+/**
+ * A goal started with a policy pinned and a model configured: the model's
+ * plan passes the recipient guard, the operator rejects the send with a
+ * comment, the goal replans once with it (patch keel-replan-after-start),
+ * and the second draft is approved and sent.
+ */
+async function recordPolicyShapes() {
+  const file = path.join(OUT, `email-model-replanned-${POLICY_RECORD_TAG}.json`);
+  if (existsSync(file)) {
+    console.log(`kept ${path.basename(file)} (already recorded)`);
+    return;
+  }
+  let drafts = 0;
+  const standin = await startOpenAIStandin({
+    chat: (body) => {
+      const name = (body.response_format as { json_schema?: { name?: string } } | undefined)?.json_schema?.name;
+      if (name !== 'keel_plan')
+        return JSON.stringify({ subject: 'Thank you', body: `Thank you, Di! (draft ${++drafts})` });
+      const to = 'di@example.com';
+      const revision = JSON.stringify(body.messages).includes('rejected step') ? { revision: 'warmer' } : {};
+      return JSON.stringify({
+        rationale: 'Draft, ask, send.',
+        steps: [
+          {
+            id: 'draft',
+            tool: 'email.draft',
+            title: 'Draft',
+            rationale: '',
+            inputs: { to, purpose: 'thanks', ...revision },
+            dependsOn: [],
+          },
+          {
+            id: 'send',
+            tool: 'email.send',
+            title: 'Send',
+            rationale: '',
+            inputs: { to, draft: { fromStep: 'draft' } },
+            dependsOn: ['draft'],
+          },
+        ],
+      });
+    },
+  });
+  const config = loadConfig({ OPENAI_BASE_URL: standin.baseURL, OPENAI_API_KEY: 'record' });
+  const engine = await startEngine({ settings: { models: goalModels(config), policy: config.KEEL_POLICY } });
+  try {
+    await engine.startWorker({ models: createModelGateway(config) });
+    const { body } = await engine.http('POST', '/v1/goals', { title: 'Thank di@example.com for the referral' });
+    let decided: string | undefined;
+    for (const decision of [{ decision: 'reject', comment: 'Make it warmer' }, { decision: 'approve' }]) {
+      const waiting = await engine.waitForGoal(body.goalId, (g) =>
+        g.approvals.some(
+          (a: { approvalId: string; status: string }) => a.status === 'pending' && a.approvalId !== decided,
+        ),
+      );
+      const approval = waiting.approvals.find((a: { status: string }) => a.status === 'pending');
+      decided = approval.approvalId;
+      await engine.http('POST', `/v1/approvals/${approval.approvalId}/decision`, decision);
     }
     await engine.waitForGoal(body.goalId, (g) => g.status === 'completed');
     const handle = engine.temporal.client.workflow.getHandle(body.workflowId);

@@ -79,7 +79,7 @@ test('there are recorded histories of each goal shape', async () => {
   );
 });
 
-test('histories of every workflow generation are kept: no memory, memory as an activity, as a local activity, decisions answered once recorded, model budgets', async () => {
+test('histories of every workflow generation are kept: no memory, memory as an activity, as a local activity, decisions answered once recorded, model budgets, replans', async () => {
   const generations = (await histories()).map((h) => patchIds(h.json).join(',') || '(none)');
   expect(new Set(generations)).toEqual(
     new Set([
@@ -89,6 +89,8 @@ test('histories of every workflow generation are kept: no memory, memory as an a
       'keel-decide-answers-when-recorded,keel-episodic-memory-local',
       // A goal started with a model configured: its model calls reserve budget; it stopped to raise it.
       'keel-budget-reservation,keel-decide-answers-when-recorded,keel-episodic-memory-local',
+      // A goal with a policy pinned, planned by a model (recipient guard), replanned after a rejection with a comment.
+      'keel-budget-reservation,keel-recipient-guard,keel-decide-answers-when-recorded,keel-replan-after-start,keel-episodic-memory-local',
     ]),
   );
 });

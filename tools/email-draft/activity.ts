@@ -92,6 +92,8 @@ async function modelDraft(
   opts: {
     to: string;
     purpose: string;
+    /** The operator's words on a rejected earlier draft. */
+    revision?: string;
     items: PromptItem[];
     operatorName: string;
     tier: 'small' | 'large';
@@ -118,7 +120,11 @@ async function modelDraft(
       },
       {
         role: 'user',
-        content: `To: ${opts.to}\nWhat the email is for: ${opts.purpose}\n\nWhat Keel knows:\n${untrusted(lines || '(nothing on record)')}`,
+        content:
+          `To: ${opts.to}\nWhat the email is for: ${opts.purpose}\n\nWhat Keel knows:\n${untrusted(lines || '(nothing on record)')}` +
+          (opts.revision
+            ? `\n\nThe operator rejected an earlier draft and said (write the new draft to answer it; it cannot change the recipient):\n${untrusted(opts.revision)}`
+            : ''),
       },
     ],
   });
@@ -150,11 +156,12 @@ async function modelDraft(
   };
 }
 
-export const draftEmail = implementTool(emailDraft, async ({ to, purpose, context }, step, deps) => {
+export const draftEmail = implementTool(emailDraft, async ({ to, purpose, context, revision }, step, deps) => {
   const draft = deps.models
     ? await modelDraft(deps.models, {
         to,
         purpose,
+        revision,
         items: await contextItems(deps.prisma, context),
         operatorName: deps.operatorName,
         // The workflow may have dropped this step to the small tier to stay within the goal's budget.
@@ -178,7 +185,8 @@ export const draftEmail = implementTool(emailDraft, async ({ to, purpose, contex
       title: subjectLine,
       content: draft.body,
       subject: contactSubject(parseAddress(to)?.email ?? to),
-      metadata: { to, subject: subjectLine, generatedBy: draft.generatedBy },
+      // A redraft keeps the operator's note beside it, so the next approval shows what it answers.
+      metadata: { to, subject: subjectLine, generatedBy: draft.generatedBy, ...(revision ? { revision } : {}) },
     },
     stableId('draft', step.workflowId, step.planVersion, step.stepId),
   );

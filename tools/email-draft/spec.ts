@@ -18,6 +18,8 @@ export const emailDraft = defineTool({
     to: z.string().min(1),
     purpose: z.string().min(1),
     context: recalledContextSchema.optional(),
+    /** What the operator said when they rejected an earlier draft of this email: the new draft answers it. */
+    revision: z.string().max(4000).optional(),
   }),
   output: stepOutputSchema.extend({ ref: z.string(), to: z.string(), subject: z.string() }),
   refInputs: ['context'],

@@ -70,6 +70,7 @@ export function createApprovals(run: GoalRun) {
       const approval: ApprovalState = {
         approvalId: uuid4(),
         stepId: step.id,
+        tool: step.tool,
         title: step.title,
         status: 'pending',
         escalated: false,

@@ -20,11 +20,13 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { cancelSignal, decideSignal, decideUpdate, stateQuery } from '../messages';
+import { DEFAULT_POLICY } from '../../policy';
+import type { PlanRevision } from '../../shared/activity-io';
 import type { GoalInput, GoalResult } from '../types';
 import { createApprovals } from './approvals';
 import { createBudget } from './budget';
 import { errorMessage, failureType } from './errors';
-import { planGoal } from './plan';
+import { planGoal, revisionFor } from './plan';
 import { createRunner } from './run';
 import { createGoalRun } from './state';
 
@@ -34,9 +36,13 @@ export const EPISODIC_MEMORY_PATCH = 'keel-episodic-memory';
 /** patched() id for writing that memory as a local activity. */
 export const EPISODIC_MEMORY_LOCAL_PATCH = 'keel-episodic-memory-local';
 
+/** patched() id: a rejected approval with a comment (or a failed step the policy names) leads to a new plan. */
+export const REPLAN_PATCH = 'keel-replan-after-start';
+
 /** Runs one goal to completed, failed or cancelled. */
 export async function goalWorkflow(goal: GoalInput): Promise<GoalResult> {
   const run = createGoalRun(goal);
+  const policy = goal.settings.policy ?? DEFAULT_POLICY;
   const { state, acts } = run;
   const approvals = createApprovals(run);
   const budget = createBudget(run, approvals);
@@ -66,7 +72,23 @@ export async function goalWorkflow(goal: GoalInput): Promise<GoalResult> {
     await mainScope.run(async () => {
       // A cancel that arrived before this scope existed still counts.
       if (cancelRequest) mainScope?.cancel();
-      await runner.runPlan(await planGoal(run, budget), workflowInfo().workflowId);
+      let revision: PlanRevision | undefined;
+      for (let replans = 0; ; replans++) {
+        try {
+          await runner.runPlan(await planGoal(run, budget, revision), workflowInfo().workflowId);
+          return;
+        } catch (err) {
+          // A person's no with a comment (or a failed step the policy names) may lead to one new plan
+          // that uses it; runs from before replanning existed end here as they always did.
+          revision = replans < policy.replan.max ? revisionFor(err, run, policy) : undefined;
+          if (!revision || cancelRequest || !patched(REPLAN_PATCH)) throw err;
+          // The given-up plan's committed work is undone first (a draft nobody will send is discarded).
+          await runner.compensate(`replanned: ${revision.note}`);
+          state.planChurn++;
+          await acts.book.recordReplan({ goalId: goal.goalId, planVersion: state.plan.version, revision });
+          run.publishStatus('planning');
+        }
+      }
     });
     const outcome = [...state.plan.steps].reverse().find((s) => s.status === 'completed' && s.output)?.output;
     run.publishStatus('completed');

@@ -3,9 +3,12 @@
  * policy, and ask again with the problems found, a bounded number of times.
  */
 import { ApplicationFailure, patched } from '@temporalio/workflow';
+import type { PlanRevision } from '../../shared/activity-io';
 import { PLAN_MODEL, type PlannedStep, type ProposedPlan } from '../../shared/plan';
 import type { createBudget } from './budget';
-import { approvalReasons, DEFAULT_POLICY, goalRecipients, validatePlan } from '../../policy';
+import { approvalReasons, DEFAULT_POLICY, goalRecipients, validatePlan, type Policy } from '../../policy';
+import { toolSpec } from '../../tools/registry';
+import { errorMessage, failureType } from './errors';
 import type { GoalRun } from './state';
 
 /** patched() id: a model's plan may name as recipients only people the goal names or known contacts. */
@@ -14,7 +17,12 @@ export const RECIPIENT_GUARD_PATCH = 'keel-recipient-guard';
 /** Where a budget approval for planning is recorded: a step of its own, ahead of the plan's steps. */
 const PLANNING_STEP = 'plan';
 
-export async function planGoal(run: GoalRun, budget: ReturnType<typeof createBudget>): Promise<PlannedStep[]> {
+export async function planGoal(
+  run: GoalRun,
+  budget: ReturnType<typeof createBudget>,
+  /** Why the previous running plan was given up, for a replan after it started. */
+  revision?: PlanRevision,
+): Promise<PlannedStep[]> {
   const { goal, state, acts } = run;
   const { maxReplans } = goal.settings;
   let feedback: string[] = [];
@@ -48,6 +56,7 @@ export async function planGoal(run: GoalRun, budget: ReturnType<typeof createBud
         planVersion: version,
         feedback,
         ...(state.model ? { model: state.model } : {}),
+        ...(revision ? { revision } : {}),
       });
     } finally {
       budget.release(reserved);
@@ -114,4 +123,34 @@ export async function planGoal(run: GoalRun, budget: ReturnType<typeof createBud
     `no valid plan after ${maxReplans + 1} attempts: ${feedback.join('; ')}`,
     'InvalidPlan',
   );
+}
+
+/**
+ * Why the plan that just failed may be replaced by a new one, by the goal's
+ * policy: a person rejected a tool's step with a comment (or, with
+ * `onRejection: always`, at all), or a step of a tool in `onFailure` failed.
+ * Undefined when the failure ends the goal (a budget the operator would not
+ * raise, an expiry, a failure the policy does not replan, a cancellation).
+ */
+export function revisionFor(err: unknown, run: GoalRun, policy: Policy): PlanRevision | undefined {
+  const { state } = run;
+  const type = failureType(err);
+  if (type === 'ApprovalRejected') {
+    const rejected = [...state.approvals].reverse().find((a) => a.status === 'rejected');
+    if (!rejected?.tool || !toolSpec(rejected.tool)) return undefined;
+    const comment = rejected.comment?.trim();
+    const { onRejection } = policy.replan;
+    if (onRejection === 'never' || (onRejection === 'with-comment' && !comment)) return undefined;
+    return {
+      cause: 'approval_rejected',
+      stepId: rejected.stepId,
+      tool: rejected.tool,
+      note: comment || 'rejected without a comment',
+      ...(rejected.decidedBy ? { actor: rejected.decidedBy } : {}),
+    };
+  }
+  if (type === 'ApprovalExpired') return undefined;
+  const failed = state.plan.steps.find((s) => s.status === 'failed' && policy.replan.onFailure.includes(s.tool));
+  if (!failed) return undefined;
+  return { cause: 'step_failed', stepId: failed.id, tool: failed.tool, note: failed.error ?? errorMessage(err) };
 }
