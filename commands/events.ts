@@ -180,6 +180,7 @@ async function startGoals(
         input: goal.input,
         budgetUsd: goal.budgetUsd,
         actor: `trigger:${trigger.id}`,
+        origin: { kind: 'event', source: event.source, externalId: event.externalId, triggerId: trigger.id },
       });
       goals.push({
         ...answer,

@@ -10,7 +10,7 @@ import { createGoal, recordCancelRequest, type StoredGoal } from '../state/intak
 import { reconcileGoal } from '../state/reconcile';
 import { goalWorkflow } from '../workflows';
 import { cancelSignal, KeelPendingApprovals, KeelStatus } from '../workflows/messages';
-import type { GoalInput, GoalModels } from '../workflows/types';
+import type { GoalInput, GoalModels, GoalOrigin } from '../workflows/types';
 import type { Config } from '../config';
 import { resolvePrices } from '../models/prices';
 import { ConflictError, NotFoundError, UnavailableError } from './errors';
@@ -31,6 +31,8 @@ export interface StartGoalRequest {
   goalId?: string;
   /** Who the goal.created event names; `api` when not given. */
   actor?: string;
+  /** The inbound event a trigger started the goal from: its text is outside content, and the policy treats it so. */
+  origin?: GoalOrigin;
 }
 
 export interface GoalAnswer {
@@ -70,11 +72,11 @@ export async function startGoalOnce(
     },
     request.actor ?? API_ACTOR,
   );
-  if (!isFinished(goal.status)) await startWorkflow(deps, goal);
+  if (!isFinished(goal.status)) await startWorkflow(deps, goal, request.origin);
   return { goalId: goal.id, workflowId: goal.workflowId, status: goal.status, created };
 }
 
-async function startWorkflow(deps: CommandDeps, goal: StoredGoal): Promise<void> {
+async function startWorkflow(deps: CommandDeps, goal: StoredGoal, origin?: GoalOrigin): Promise<void> {
   const input: GoalInput = {
     goalId: goal.id,
     title: goal.title,
@@ -83,6 +85,7 @@ async function startWorkflow(deps: CommandDeps, goal: StoredGoal): Promise<void>
     input: goal.input,
     budgetUsd: goal.budgetUsd ?? deps.defaultBudgetUsd,
     settings: deps.goalSettings,
+    ...(origin ? { origin } : {}),
   };
   try {
     await callTemporal(deps.client, deps.temporalTimeoutMs, () =>

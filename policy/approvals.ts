@@ -8,7 +8,7 @@
  * always-ask list; its risk is at or above `minRisk`; it reaches someone who
  * is not yet a contact (first contact); it reaches more people than
  * `audienceOver`; it moves an amount over `amountOverUsd`; or the goal was
- * started from outside content and the step changes anything.
+ * started from outside content and the step writes memory or reaches outside.
  */
 import { isStepRef, type PlanStep } from '../shared/plan';
 import { toolSpec } from '../tools/registry';
@@ -78,7 +78,9 @@ export function approvalReasons(step: StepLike, ctx: ApprovalContext = { policy:
   const amount = stepAmount(step);
   if (approve.amountOverUsd !== undefined && amount !== undefined && amount > approve.amountOverUsd)
     reasons.push(`moves $${amount}, over the policy's $${approve.amountOverUsd}`);
-  if (approve.untrusted && ctx.untrusted && spec.risk !== 'read')
+  // Outside content may not reach memory or the outside world unreviewed; drafts and summaries are reviewed
+  // before anything uses them, so they run.
+  if (approve.untrusted && ctx.untrusted && (spec.writesMemory || spec.risk === 'external'))
     reasons.push('the goal was started from outside content');
   return reasons;
 }

@@ -31,7 +31,7 @@ export const policySchema = z.strictObject({
       minRisk: z.enum(RISKS).default('external'),
       /** A step that reaches a recipient who is not yet a contact waits, and the approval says so. */
       firstContact: z.boolean().default(true),
-      /** In a goal started from outside content (an inbound email, a webhook), every step that changes anything waits. */
+      /** In a goal started from outside content (an inbound email, a webhook), every step that writes memory or reaches outside waits. */
       untrusted: z.boolean().default(true),
       /** A step whose `amount`/`amountUsd` input is above this waits. */
       amountOverUsd: z.number().nonnegative().optional(),

@@ -88,6 +88,8 @@ export interface ToolSpec<
    * KEEL_POLICY `rateLimits`, counted in PostgreSQL across workers).
    */
   rateLimit?: string;
+  /** The tool writes to Keel's memory (what later goals recall), so outside content must not reach it unreviewed. */
+  writesMemory?: boolean;
   /**
    * The model call the tool makes when a model is configured: its tier, the
    * most output tokens it asks for (what a budget reserves), and whether it

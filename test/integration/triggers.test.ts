@@ -68,6 +68,20 @@ async function goalAndRuns(goalId: string) {
 
 let triggerId: string;
 
+/**
+ * A triggered goal's text is outside content: the default policy lets it recall and summarize, but asks
+ * before it writes to memory. Approves that step (checking why it was asked) and waits for the goal to finish.
+ */
+async function approveRecordAndFinish(goalId: string) {
+  const waiting = await engine.waitForGoal(goalId, (g) => g.approvals.some((a: any) => a.status === 'pending'));
+  const pending = waiting.approvals.filter((a: any) => a.status === 'pending');
+  expect(pending.map((a: any) => [a.stepId, a.proposed.why])).toEqual([
+    ['record', ['the goal was started from outside content']],
+  ]);
+  await engine.http('POST', `/v1/approvals/${pending[0].approvalId}/decision`, { decision: 'approve' });
+  return engine.waitForGoal(goalId, (g) => g.status === 'completed');
+}
+
 describe('POST /v1/triggers', () => {
   test('bad bodies are 400s naming the problem, and store nothing', async () => {
     const cases: [unknown, RegExp][] = [
@@ -137,7 +151,7 @@ describe('POST /v1/events with a trigger', () => {
     });
     goalId = res.body.goals[0].goalId;
 
-    const goal = await engine.waitForGoal(goalId, (g) => g.status === 'completed');
+    const goal = await approveRecordAndFinish(goalId);
     expect(goal.title).toBe('Invoice question from Ada Lovelace <ada@acme.example>');
     const row = await engine.db.prisma.goal.findUniqueOrThrow({ where: { id: goalId } });
     expect(row.kind).toBe('note');
@@ -184,7 +198,7 @@ describe('POST /v1/events with a trigger', () => {
     expect(await engine.db.prisma.goal.count()).toBe(before + 1);
     const raced = ids[0][0];
     expect(await goalAndRuns(raced)).toEqual({ goals: 1, runs: 1 });
-    await engine.waitForGoal(raced, (g) => g.status === 'completed');
+    await approveRecordAndFinish(raced);
   });
 
   test('an event that does not match starts no goal', async () => {
@@ -282,7 +296,7 @@ describe('with a model configured', () => {
     expect(req.body.model).toBe(defaultConfig().KEEL_MODEL_SMALL);
     expect(req.body.response_format.json_schema.name).toBe('keel_classification');
     expect(String(req.body.messages.at(-1).content)).toMatch(/<untrusted>[\s\S]*Tuesday at 3[\s\S]*<\/untrusted>/);
-    const goal = await engine.waitForGoal(res.body.goals[0].goalId, (g) => g.status === 'completed');
+    const goal = await approveRecordAndFinish(res.body.goals[0].goalId);
     expect(goal.title).toBe('Meeting request: Tuesday? (Asks for a call.)');
     expect((await engine.http('DELETE', `/v1/triggers/${trigger.body.id}`)).status).toBe(200);
   });

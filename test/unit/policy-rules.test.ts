@@ -73,11 +73,17 @@ describe('approval rules', () => {
     expect(requiresApproval(step('text.summarize', { source: 'x', amount: 'n/a' }), { policy: p })).toBe(false);
   });
 
-  test('a goal started from outside content: every step that changes anything waits, reads do not', () => {
+  test('a goal started from outside content: steps that write memory or reach outside wait, reads and drafts do not', () => {
     const ctx = { policy: DEFAULT_POLICY, untrusted: true };
     expect(approvalReasons(step('outcome.record'), ctx)).toEqual(['the goal was started from outside content']);
-    expect(requiresApproval(step('email.draft'), ctx)).toBe(true);
+    expect(approvalReasons(step('email.send'), ctx)).toEqual([
+      'email.send cannot be undone',
+      'the goal was started from outside content',
+    ]);
+    expect(requiresApproval(step('email.draft'), ctx)).toBe(false);
+    expect(requiresApproval(step('text.summarize'), ctx)).toBe(false);
     expect(requiresApproval(step('memory.recall'), ctx)).toBe(false);
+    expect(requiresApproval(step('outcome.record'), { policy: DEFAULT_POLICY })).toBe(false);
     expect(
       requiresApproval(step('outcome.record'), { ...ctx, policy: policy({ approve: { untrusted: false } }) }),
     ).toBe(false);

@@ -11,6 +11,7 @@ export const outcomeRecord = defineTool({
   refInputs: [],
   risk: 'internal',
   irreversible: false,
+  writesMemory: true,
   compensation: 'voidOutcome',
   preset: 'db',
   estimatedCostUsd: 0,
