@@ -172,7 +172,8 @@ export function withCache(gateway: ModelGateway, prisma: Db, opts: ModelCacheOpt
 
   async function through<R extends ModelCallResult<unknown>>(
     call: ModelCallOptions,
-    output: unknown,
+    /** The output part of the request hash, computed only when the call is cached. */
+    output: () => unknown,
     run: () => Promise<R>,
     revive: (stored: StoredResult) => { ok: true; value: unknown } | { ok: false },
     hitResult: (base: ModelCallResult<unknown>, stored: StoredResult) => R,
@@ -183,7 +184,7 @@ export function withCache(gateway: ModelGateway, prisma: Db, opts: ModelCacheOpt
 
     const endpoint = gateway.endpoint(call.tier);
     const model = call.model || endpoint.model;
-    const promptHash = requestHash(model, call, output);
+    const promptHash = requestHash(model, call, output());
     const deps = normaliseDependencies(spec.dependsOn ?? []);
     const entry = sha256(
       JSON.stringify({
@@ -330,7 +331,7 @@ export function withCache(gateway: ModelGateway, prisma: Db, opts: ModelCacheOpt
     json<S extends z.ZodType>(call: JsonCallOptions<S>): Promise<JsonCallResult<z.output<S>>> {
       return through(
         call,
-        jsonOutput(call),
+        () => jsonOutput(call),
         () => gateway.json(call),
         (stored) => {
           // zod holds a stored answer to today's schema too; one that no longer parses is not served.
@@ -343,7 +344,7 @@ export function withCache(gateway: ModelGateway, prisma: Db, opts: ModelCacheOpt
     text(call: ModelCallOptions): Promise<ModelCallResult<string>> {
       return through(
         call,
-        'text',
+        () => 'text',
         () => gateway.text(call),
         (stored) => (typeof stored.value === 'string' ? { ok: true, value: stored.value } : { ok: false }),
         (base) => ({ ...base, value: base.value as string }),

@@ -450,7 +450,7 @@ describe('model gateway: tiers and endpoints', () => {
     expect(large.chatRequests()).toHaveLength(1);
     expect(small.chatRequests()[0].body.model).toBe('llama3.2');
     expect(large.chatRequests()[0].body.model).toBe('gpt-4o');
-    expect(gateway.endpoint('small')).toEqual({ model: 'llama3.2', baseURL: small.baseURL });
+    expect(gateway.endpoint('small')).toEqual({ model: 'llama3.2', baseURL: small.baseURL, contextTokens: 128_000 });
   });
 
   it('a tier with its own URL and no key of its own never gets the shared key', async () => {
