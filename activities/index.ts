@@ -14,7 +14,7 @@ import type { MemoryService } from '../memory/service';
 import { withCache, type ModelCacheOptions } from '../models/cache';
 import type { ModelGateway } from '../models/gateway';
 import { createModelPlanner } from '../planner/model';
-import { emailAddresses } from '../policy';
+import { stepRecipients } from '../policy';
 import { planOffline } from '../planner/offline';
 import type { PlanGoalInput, ProposedPlan } from '../shared/activity-io';
 import { createApprovalActivities } from '../state/approvals';
@@ -77,13 +77,9 @@ export function createActivities(given: ActivityDeps) {
   };
 }
 
-/** The addresses a plan's steps name (in any literal input) that are already the operator's contacts. */
+/** The recipients a plan's steps name (their specs' recipient inputs) that are already the operator's contacts. */
 async function knownRecipients(prisma: Db, steps: ProposedPlan['steps']): Promise<string[]> {
-  const named = [
-    ...new Set(
-      steps.flatMap((s) => Object.values(s.inputs)).flatMap((v) => (typeof v === 'string' ? emailAddresses(v) : [])),
-    ),
-  ];
+  const named = [...new Set(steps.flatMap(stepRecipients))];
   if (named.length === 0) return [];
   const contacts = await prisma.contact.findMany({ where: { email: { in: named } }, select: { email: true } });
   return contacts.map((c) => c.email);

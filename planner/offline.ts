@@ -5,11 +5,11 @@
  */
 import { createHash } from 'node:crypto';
 import type { PlanStep, ProposedPlan } from '../shared/plan';
+import { findEmailAddresses } from '../policy/approvals';
 import type { PlanGoalInput } from '../shared/activity-io';
 import { emailDraft, emailSend, memoryRecall, outcomeRecord, textSummarize } from '../tools/registry';
 
 export const OFFLINE_PLANNER = 'offline-planner';
-const EMAIL_RE = /[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,}/;
 
 /** What the goal asks for, as the offline planner understands it. */
 export function classifyGoal(
@@ -19,7 +19,7 @@ export function classifyGoal(
   /** A blank string says nothing: the title and description speak instead. */
   const given = (v: unknown) => (typeof v === 'string' && v.trim() !== '' ? v : undefined);
   const inputTo = given(goal.input.to);
-  const mentioned = text.match(EMAIL_RE)?.[0];
+  const mentioned = findEmailAddresses(text)[0];
   const wantsEmail =
     goal.kind === 'email' ||
     (goal.kind !== 'note' && goal.kind !== 'summary' && /\b(e-?mail|reply|write to|send)\b/i.test(text));

@@ -82,13 +82,11 @@ test('(c) a rejected approval sends nothing, compensates the draft, and the goal
   const worker = await engine.spawnWorker();
   const { body } = await engine.http('POST', '/v1/goals', { title: 'Email ken@example.com about the invoice delay' });
   const approval = await pendingApprovalFor(body.goalId);
-  const res = await engine.http('POST', `/v1/approvals/${approval.approvalId}/decision`, {
-    decision: 'reject',
-    comment: 'wrong tone',
-  });
+  // No comment: a plain no ends the goal (a comment would replan it once: test/workflow/replan.test.ts).
+  const res = await engine.http('POST', `/v1/approvals/${approval.approvalId}/decision`, { decision: 'reject' });
   expect(res.body).toEqual({ approvalId: approval.approvalId, status: 'rejected' });
   const failed = await engine.waitForGoal(body.goalId, (g) => g.status === 'failed');
-  expect(failed.error).toContain('wrong tone');
+  expect(failed.error).toContain('rejected by operator:test');
   expect(failed.plan.steps.map((s: any) => [s.id, s.status])).toEqual([
     ['recall', 'completed'],
     ['draft', 'compensated'],
@@ -103,6 +101,6 @@ test('(c) a rejected approval sends nothing, compensates the draft, and the goal
   const types = events.map((e: any) => e.type);
   expect(types).toEqual(expect.arrayContaining(['approval.rejected', 'step.compensated', 'goal.failed']));
   expect(types.indexOf('step.compensated')).toBeLessThan(types.indexOf('goal.failed'));
-  expect(events.find((e: any) => e.type === 'goal.failed').data.reason).toContain('wrong tone');
+  expect(events.find((e: any) => e.type === 'goal.failed').data.reason).toContain('rejected by operator:test');
   await worker.kill('SIGTERM');
 });

@@ -4,7 +4,7 @@
  * had: irreversible and external steps wait, nothing else does.
  */
 import { loadConfig } from '../../config';
-import { approvalReasons, requiresApproval, stepRecipients, toolAllowed } from '../../policy/approvals';
+import { approvalReasons, emailAddresses, requiresApproval, stepRecipients, toolAllowed } from '../../policy/approvals';
 import { DEFAULT_POLICY, policySchema, type Policy } from '../../policy/settings';
 import type { PlanStep } from '../../shared/plan';
 import { TOOLS } from '../../tools/registry';
@@ -116,5 +116,22 @@ describe('KEEL_POLICY', () => {
     expect(() => loadConfig({ KEEL_POLICY: '{"rateLimits":{"email":{}}}' })).toThrow(/perMinute, perHour or perDay/);
     expect(() => loadConfig({ KEEL_POLICY: '{"aprove":{}}' })).toThrow(/KEEL_POLICY/);
     expect(() => loadConfig({ KEEL_POLICY: 'not json' })).toThrow(/KEEL_POLICY: not valid JSON/);
+  });
+});
+
+describe('finding addresses in hostile text', () => {
+  test('a long run of letters without an @ is read in linear time (an unbounded pattern backtracks for ever)', () => {
+    // Quadratic backtracking on a million characters would run for hours; this returns at once.
+    expect(emailAddresses('y'.repeat(1_000_000))).toEqual([]);
+    expect(emailAddresses(`${'a'.repeat(500_000)}@${'b'.repeat(500_000)}`)).toEqual([]);
+    expect(emailAddresses(`${'x '.repeat(100_000)}Ada <Ada.L@Example.com>, bo@mail.example.co.uk`)).toEqual([
+      'ada.l@example.com',
+      'bo@mail.example.co.uk',
+    ]);
+  });
+
+  test('addresses keep RFC 5321 limits and are not cut out of longer runs', () => {
+    expect(emailAddresses(`${'a'.repeat(65)}@example.com`)).toEqual([]);
+    expect(emailAddresses(`${'a'.repeat(64)}@example.com`)).toEqual([`${'a'.repeat(64)}@example.com`]);
   });
 });

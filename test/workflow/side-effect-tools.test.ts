@@ -139,10 +139,8 @@ test('rejecting the webhook call fails the goal and compensation deletes the Sla
   const posted = slack.messagesIn('C0GENERAL').find((m) => m.text === 'Premature announcement');
   expect(posted).toBeDefined();
 
-  await engine.http('POST', `/v1/approvals/${hookApproval.approvalId}/decision`, {
-    decision: 'reject',
-    comment: 'not yet',
-  });
+  // A plain no (a comment would replan once first).
+  await engine.http('POST', `/v1/approvals/${hookApproval.approvalId}/decision`, { decision: 'reject' });
   const failed = await engine.waitForGoal(goalId, (g) => g.status === 'failed');
   expect(failed.plan.steps.find((s: any) => s.id === 'post').status).toBe('compensated');
   expect(slack.callsOf('chat.delete').map((c) => c.args.ts)).toContain(posted!.ts);
