@@ -135,7 +135,14 @@ export interface JsonCallOptions<S extends z.ZodType> extends ModelCallOptions {
 }
 
 /** How a structured answer was asked for: json_schema, JSON mode with the schema in the prompt, or the prompt alone. */
-export type OutputMode = 'json_schema' | 'json_object' | 'prompt';
+export type OutputMode = 'json_schema' | 'tool' | 'json_object' | 'prompt';
+
+/** Where a server refuses an output mode, the next one to try: json_schema, a forced function call, JSON mode, the prompt alone. */
+const NEXT_MODE: Record<Exclude<OutputMode, 'prompt'>, OutputMode> = {
+  json_schema: 'tool',
+  tool: 'json_object',
+  json_object: 'prompt',
+};
 
 /** What every call returns. Token counts and cost add up every request the call made. */
 export interface ModelCallResult<T> {
@@ -262,6 +269,7 @@ export function createModelGateway(config: ModelGatewayConfig, deps: ModelGatewa
     opts: ModelCallOptions,
     messages: ChatMessage[],
     responseFormat: OpenAI.ChatCompletionCreateParams['response_format'],
+    tool?: { name: string; parameters: Record<string, unknown>; strict: boolean },
   ): Promise<{ content: string | null; refusal: string | null; finishReason: string | null }> {
     call.requests += 1;
     const timeout = opts.timeoutMs ?? timeoutMs;
@@ -275,6 +283,23 @@ export function createModelGateway(config: ModelGatewayConfig, deps: ModelGatewa
           max_tokens: opts.maxTokens,
           ...(opts.temperature === undefined ? {} : { temperature: opts.temperature }),
           ...(responseFormat ? { response_format: responseFormat } : {}),
+          // Function calling for servers without structured outputs: the answer is the forced call's arguments.
+          ...(tool
+            ? {
+                tools: [
+                  {
+                    type: 'function' as const,
+                    function: {
+                      name: tool.name,
+                      description: 'Give the answer',
+                      parameters: tool.parameters,
+                      strict: tool.strict,
+                    },
+                  },
+                ],
+                tool_choice: { type: 'function' as const, function: { name: tool.name } },
+              }
+            : {}),
         },
         { maxRetries: 0, timeout, signal: opts.signal },
       );
@@ -295,7 +320,11 @@ export function createModelGateway(config: ModelGatewayConfig, deps: ModelGatewa
       throw new BadAnswer('an answer without choices');
     }
     const choice = completion.choices[0];
-    const content = typeof choice?.message?.content === 'string' ? choice.message.content : null;
+    // An answer given as a function call (asked for, or a model's own habit) is the call's arguments.
+    const called = choice?.message?.tool_calls?.find((t) => t.type === 'function');
+    const text = typeof choice?.message?.content === 'string' ? choice.message.content : null;
+    const content =
+      (text === null || text.trim() === '') && called && called.type === 'function' ? called.function.arguments : text;
     const usage = completion.usage;
     let inputTokens = usage?.prompt_tokens;
     let outputTokens = usage?.completion_tokens;
@@ -339,13 +368,21 @@ export function createModelGateway(config: ModelGatewayConfig, deps: ModelGatewa
 
       for (let attempt = 1; ;) {
         const messages =
-          mode === 'json_schema' ? conversation : [...conversation, schemaInstruction(opts.schemaName, schemaJson)];
+          mode === 'json_schema' || mode === 'tool'
+            ? conversation
+            : [...conversation, schemaInstruction(opts.schemaName, schemaJson)];
         let answer: Awaited<ReturnType<typeof send>>;
         try {
-          answer = await send(call, opts, messages, responseFormatFor(mode, opts.schemaName, schemaJson, strict));
+          answer = await send(
+            call,
+            opts,
+            messages,
+            responseFormatFor(mode, opts.schemaName, schemaJson, strict),
+            mode === 'tool' ? { name: opts.schemaName, parameters: schemaJson, strict } : undefined,
+          );
         } catch (err) {
           if (mode !== 'prompt' && refusesResponseFormat(err)) {
-            mode = mode === 'json_schema' ? 'json_object' : 'prompt';
+            mode = NEXT_MODE[mode];
             modes.set(modeKey, mode);
             continue;
           }
@@ -510,15 +547,15 @@ function schemaInstruction(name: string, schema: Record<string, unknown>): ChatM
 }
 
 /**
- * A 400 that says the endpoint does not take this `response_format` (an old
- * model, a server without structured outputs). A 400 about an invalid schema
+ * A 400 that says the endpoint does not take this `response_format` or
+ * function calling (an old model, a server without structured outputs). A 400 about an invalid schema
  * is our bug, not a missing feature: it fails as ModelBadRequest instead.
  */
 function refusesResponseFormat(err: unknown): boolean {
   if (!(err instanceof APIError) || err.status !== 400) return false;
   const body = (err.error ?? {}) as { param?: unknown };
   const text = `${serverMessage(err)} ${typeof body.param === 'string' ? body.param : ''}`;
-  return /response_format|json_schema|json_object/i.test(text) && !/invalid schema/i.test(text);
+  return /response_format|json_schema|json_object|tool_choice|\btools\b/i.test(text) && !/invalid schema/i.test(text);
 }
 
 function checkAnswer(

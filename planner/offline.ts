@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import type { PlanStep, ProposedPlan } from '../shared/plan';
 import { findEmailAddresses } from '../policy/approvals';
 import type { PlanGoalInput } from '../shared/activity-io';
-import { emailDraft, emailSend, memoryRecall, outcomeRecord, textSummarize } from '../tools/registry';
+import { emailDraft, emailSend, followupWait, memoryRecall, outcomeRecord, textSummarize } from '../tools/registry';
 
 export const OFFLINE_PLANNER = 'offline-planner';
 
@@ -79,6 +79,41 @@ export function planOffline(goal: PlanGoalInput): ProposedPlan {
         dependsOn: ['send'],
       },
     ];
+    // `followUpAfter: "3d"` in the goal's input: if nobody replies in that time, draft a nudge and ask again.
+    const followUpAfter = typeof goal.input.followUpAfter === 'string' ? goal.input.followUpAfter : undefined;
+    if (followUpAfter !== undefined) {
+      rationale += ` If ${intent.to} does not reply within ${followUpAfter}, draft a nudge and ask before sending it.`;
+      steps.push(
+        {
+          id: 'wait',
+          tool: followupWait.name,
+          title: `Wait ${followUpAfter} for a reply from ${intent.to}`,
+          rationale: 'A nudge is only worth sending when nobody answered.',
+          inputs: { after: followUpAfter, awaitingReplyFrom: intent.to },
+          dependsOn: ['send'],
+        },
+        {
+          id: 'nudge-draft',
+          tool: emailDraft.name,
+          title: `Draft a nudge to ${intent.to}`,
+          rationale: 'No reply came in time.',
+          inputs: {
+            to: intent.to,
+            purpose: `A short, friendly follow-up: no reply yet to "${intent.purpose}"`,
+            context: { fromStep: 'recall' },
+          },
+          dependsOn: ['wait', 'recall'],
+        },
+        {
+          id: 'nudge-send',
+          tool: emailSend.name,
+          title: `Send the nudge to ${intent.to}`,
+          rationale: 'A person approves every email first.',
+          inputs: { to: intent.to, draft: { fromStep: 'nudge-draft' } },
+          dependsOn: ['nudge-draft'],
+        },
+      );
+    }
   } else {
     rationale = 'Note goal: recall related context, summarize it with the goal text, record the summary.';
     steps = [

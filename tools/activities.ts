@@ -8,6 +8,7 @@ import { compensateArtifactStep } from '../state/steps';
 import { sendEmail } from './email-send/activity';
 import { draftEmail } from './email-draft/activity';
 import { classifyEvent } from './event-classify/activity';
+import { checkFollowUp } from './followup-wait/activity';
 import { recallContext } from './memory-recall/activity';
 import { recordOutcome } from './outcome-record/activity';
 import { deleteSlackMessage, postSlackMessage } from './slack-post/activity';
@@ -15,6 +16,7 @@ import {
   emailDraft,
   emailSend,
   eventClassify,
+  followupWait,
   memoryRecall,
   outcomeRecord,
   slackPost,
@@ -41,6 +43,7 @@ const IMPLEMENTATIONS = {
   [textExtract.name]: extractFields,
   [slackPost.name]: postSlackMessage,
   [webhookCall.name]: callWebhook,
+  [followupWait.name]: checkFollowUp,
 } satisfies Record<ToolName, unknown>;
 
 export type StepActivity = (input: StepActivityInput) => Promise<StepResult>;

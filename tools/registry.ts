@@ -6,6 +6,7 @@
 import { emailDraft } from './email-draft/spec';
 import { emailSend } from './email-send/spec';
 import { eventClassify } from './event-classify/spec';
+import { followupWait } from './followup-wait/spec';
 import { memoryRecall } from './memory-recall/spec';
 import { outcomeRecord } from './outcome-record/spec';
 import { slackPost } from './slack-post/spec';
@@ -23,6 +24,7 @@ const SPECS = [
   textExtract,
   slackPost,
   webhookCall,
+  followupWait,
 ] as const;
 
 export type KeelToolSpec = (typeof SPECS)[number];
@@ -43,6 +45,7 @@ export {
   emailDraft,
   emailSend,
   eventClassify,
+  followupWait,
   memoryRecall,
   outcomeRecord,
   slackPost,

@@ -88,6 +88,11 @@ export interface ToolSpec<
    * KEEL_POLICY `rateLimits`, counted in PostgreSQL across workers).
    */
   rateLimit?: string;
+  /**
+   * The input holding a duration (`3d`) the workflow waits, as a durable
+   * timer, before it runs the activity (followup.wait).
+   */
+  waitFor?: string;
   /** The tool writes to Keel's memory (what later goals recall), so outside content must not reach it unreviewed. */
   writesMemory?: boolean;
   /**

@@ -63,7 +63,7 @@ export interface OpenAIStandinOptions {
    * asking for one gets a 400 naming `response_format`, as OpenAI answers
    * for a model without structured outputs.
    */
-  refuseResponseFormat?: Array<'json_schema' | 'json_object'>;
+  refuseResponseFormat?: Array<'json_schema' | 'json_object' | 'tools'>;
   /** Chat answers carry no `usage` (some compatible servers send none). */
   omitUsage?: boolean;
 }
@@ -93,6 +93,8 @@ export type ScriptedChatReply =
       omitUsage?: boolean;
       /** The choice's `finish_reason` (default `stop`). */
       finishReason?: string;
+      /** Answers with the text as a function call's arguments (content null), as some models do unasked. */
+      asToolCall?: string;
     };
 
 /** A running stand-in. */
@@ -238,6 +240,10 @@ export async function startOpenAIStandin(opts: OpenAIStandinOptions = {}): Promi
       });
       return;
     }
+    if (Array.isArray(body?.tools) && opts.refuseResponseFormat?.includes('tools')) {
+      sendError(res, 400, { message: 'This model does not support tools.', param: 'tools' });
+      return;
+    }
     const scripted = script.shift() ?? {};
     if (scripted.delayMs) {
       let closed = false;
@@ -279,6 +285,9 @@ export async function startOpenAIStandin(opts: OpenAIStandinOptions = {}): Promi
       completion_tokens: completionTokens,
       total_tokens: promptTokens + completionTokens,
     };
+    // A forced function call (tool_choice naming one) is answered as that call, like OpenAI does.
+    const forced = (body.tool_choice as { function?: { name?: string } } | undefined)?.function?.name;
+    const toolName = scripted.asToolCall ?? forced;
     const id = `chatcmpl-${randomBytes(12).toString('hex')}`;
     const created = Math.floor(Date.now() / 1000);
     const model = String(body.model);
@@ -307,9 +316,22 @@ export async function startOpenAIStandin(opts: OpenAIStandinOptions = {}): Promi
       choices: [
         {
           index: 0,
-          message: { role: 'assistant', content, refusal: null },
+          message: toolName
+            ? {
+                role: 'assistant',
+                content: null,
+                refusal: null,
+                tool_calls: [
+                  {
+                    id: `call_${randomBytes(8).toString('hex')}`,
+                    type: 'function',
+                    function: { name: toolName, arguments: content },
+                  },
+                ],
+              }
+            : { role: 'assistant', content, refusal: null },
           logprobs: null,
-          finish_reason: finishReason,
+          finish_reason: toolName && finishReason === 'stop' ? 'tool_calls' : finishReason,
         },
       ],
       ...(omitUsage ? {} : { usage }),

@@ -156,17 +156,54 @@ describe('model gateway: structured output', () => {
     expect((failure.details?.[0] as { inputTokens: number }).inputTokens).toBeGreaterThan(0);
   });
 
-  it('falls back to JSON mode with the schema in the prompt when json_schema is refused, and remembers it', async () => {
+  it('falls back to a forced function call when json_schema is refused, reads its arguments, and remembers it', async () => {
     const s = await standin({ refuseResponseFormat: ['json_schema'] });
     s.scriptChat(JSON.stringify({ fruit: 'apple', count: 2 }), JSON.stringify({ fruit: 'pear', count: 1 }));
     const gateway = createModelGateway(configFor(s));
 
     const first = await gateway.json(countCall);
     expect(first.value).toEqual({ fruit: 'apple', count: 2 });
-    expect(first.mode).toBe('json_object');
+    expect(first.mode).toBe('tool');
     expect(first.requests).toBe(2);
-    const [refused, fallback] = s.chatRequests();
+    const [refused, called] = s.chatRequests();
     expect(refused.body.response_format.type).toBe('json_schema');
+    expect(called.body.response_format).toBeUndefined();
+    expect(called.body.tool_choice).toEqual({ type: 'function', function: { name: 'fruit_count' } });
+    expect(called.body.tools[0].function).toMatchObject({
+      name: 'fruit_count',
+      parameters: { type: 'object', required: ['fruit', 'count'] },
+    });
+    const second = await gateway.json(countCall);
+    expect(second.value).toEqual({ fruit: 'pear', count: 1 });
+    expect(second.requests).toBe(1);
+    expect(s.chatRequests()[2].body.tool_choice.function.name).toBe('fruit_count');
+  });
+
+  it('reads an answer a model gave as a function call unasked, and asks again when its arguments are invalid', async () => {
+    const s = await standin();
+    s.scriptChat(
+      { asToolCall: 'fruit_count', content: '{"fruit":"apple"}' },
+      { asToolCall: 'fruit_count', content: '{"fruit":"apple","count":3}' },
+    );
+    const result = await createModelGateway(configFor(s)).json(countCall);
+    expect(result.value).toEqual({ fruit: 'apple', count: 3 });
+    expect(result.mode).toBe('json_schema');
+    expect(result.requests).toBe(2);
+    expect(s.chatRequests()[1].body.messages.at(-1).content).toContain('count');
+  });
+
+  it('falls back to JSON mode with the schema in the prompt when json_schema and tools are refused, and remembers it', async () => {
+    const s = await standin({ refuseResponseFormat: ['json_schema', 'tools'] });
+    s.scriptChat(JSON.stringify({ fruit: 'apple', count: 2 }), JSON.stringify({ fruit: 'pear', count: 1 }));
+    const gateway = createModelGateway(configFor(s));
+
+    const first = await gateway.json(countCall);
+    expect(first.value).toEqual({ fruit: 'apple', count: 2 });
+    expect(first.mode).toBe('json_object');
+    expect(first.requests).toBe(3);
+    const [refused, noTools, fallback] = s.chatRequests();
+    expect(refused.body.response_format.type).toBe('json_schema');
+    expect(noTools.body.tools).toHaveLength(1);
     expect(fallback.body.response_format).toEqual({ type: 'json_object' });
     const instruction = fallback.body.messages.at(-1);
     expect(instruction.role).toBe('system');
@@ -177,19 +214,24 @@ describe('model gateway: structured output', () => {
     const second = await gateway.json(countCall);
     expect(second.value).toEqual({ fruit: 'pear', count: 1 });
     expect(second.requests).toBe(1);
-    expect(s.chatRequests()).toHaveLength(3);
-    expect(s.chatRequests()[2].body.response_format).toEqual({ type: 'json_object' });
+    expect(s.chatRequests()).toHaveLength(4);
+    expect(s.chatRequests()[3].body.response_format).toEqual({ type: 'json_object' });
   });
 
-  it('falls back to the schema in the prompt alone when JSON mode is refused too, and reads fenced JSON', async () => {
-    const s = await standin({ refuseResponseFormat: ['json_schema', 'json_object'] });
+  it('falls back to the schema in the prompt alone when tools and JSON mode are refused too, and reads fenced JSON', async () => {
+    const s = await standin({ refuseResponseFormat: ['json_schema', 'tools', 'json_object'] });
     s.scriptChat('```json\n{"fruit":"apple","count":2}\n```');
     const result = await createModelGateway(configFor(s)).json(countCall);
     expect(result.value).toEqual({ fruit: 'apple', count: 2 });
     expect(result.mode).toBe('prompt');
     const bodies = s.chatRequests().map((r) => r.body);
-    expect(bodies.map((b) => b.response_format?.type)).toEqual(['json_schema', 'json_object', undefined]);
-    expect(bodies[2].messages.at(-1).content).toContain('JSON Schema');
+    expect(bodies.map((b) => b.response_format?.type ?? (b.tools ? 'tools' : undefined))).toEqual([
+      'json_schema',
+      'tools',
+      'json_object',
+      undefined,
+    ]);
+    expect(bodies[3].messages.at(-1).content).toContain('JSON Schema');
   });
 
   it('does not fall back on a 400 about an invalid schema: that is a bad request', async () => {

@@ -4,7 +4,8 @@
  * approval first, and every committed step that can be undone pushes its
  * compensation on a stack that unwinds in reverse order if the goal fails.
  */
-import { ApplicationFailure, CancellationScope, isCancellation, log } from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, isCancellation, log, sleep } from '@temporalio/workflow';
+import { durationMs } from '../../shared/duration';
 import { isStepRef, type PlannedStep, type StepOutput, type StepResult } from '../../shared/plan';
 import { toolSpec, type KeelToolSpec } from '../../tools/registry';
 import { describeIssues, stepOutputSchema, type CompensationActivityName } from '../../tools/spec';
@@ -45,6 +46,8 @@ export function createRunner(
   const { goal, state, acts } = run;
   const outputs: Record<string, StepOutput> = {};
   const compensations: { stepId: string; activity: CompensationActivityName; output: StepOutput }[] = [];
+  /** Steps whose dependents are not needed: a step that said so (`halt`), and the steps skipped for it. */
+  const halted = new Set<string>();
 
   async function runStep(step: PlannedStep, workflowId: string): Promise<void> {
     const stepState = run.stepState(step.id);
@@ -70,6 +73,17 @@ export function createRunner(
         applyInputEdits(spec, step, inputs, recorded.edits);
       }
     }
+    if (spec.waitFor) {
+      // A durable timer (followup.wait): it survives restarts, and a cancel of the goal ends it.
+      let ms: number;
+      try {
+        ms = durationMs(String(inputs[spec.waitFor]));
+      } catch (err) {
+        throw ApplicationFailure.nonRetryable(`step "${step.id}" (${spec.name}): ${errorMessage(err)}`, 'InvalidInput');
+      }
+      stepState.status = 'running';
+      await sleep(ms);
+    }
     const reserved = spec.model ? await budget.reserve(spec.model, step, stepState) : undefined;
     stepState.status = 'running';
     let result: StepResult;
@@ -89,6 +103,8 @@ export function createRunner(
       budget.release(reserved);
     }
     outputs[step.id] = result.output;
+    // A step that says the rest is not needed (a reply came before the follow-up): its dependents are skipped.
+    if (result.output.halt === true) halted.add(step.id);
     stepState.output = result.output;
     stepState.status = 'completed';
     run.addCost(result);
@@ -116,6 +132,22 @@ export function createRunner(
           const [step] = remaining.splice(index, 1);
           finished[step.id] = (async () => {
             await Promise.all(step.dependsOn.map((d) => finished[d]));
+            const haltedBy = step.dependsOn.find((d) => halted.has(d));
+            if (haltedBy !== undefined) {
+              halted.add(step.id);
+              const stepState = run.stepState(step.id);
+              stepState.status = 'skipped';
+              stepState.error = `not needed: ${outputs[haltedBy]?.preview ?? `step "${haltedBy}" ended the branch`}`;
+              await acts.book.markStep({
+                goalId: goal.goalId,
+                planVersion: state.plan.version,
+                stepId: step.id,
+                status: 'skipped',
+                error: stepState.error,
+                eventType: 'step.skipped',
+              });
+              return;
+            }
             await runStep(step, workflowId);
           })().catch(async (err: unknown) => {
             const stepState = run.stepState(step.id);
