@@ -21,7 +21,22 @@ export interface DecisionRequest {
   decision: DecisionKind;
   edits?: Record<string, string>;
   comment?: string;
+  /** Who decided, when the channel knows better than the deps (a Slack user: `slack:U123`). */
+  actor?: string;
+  /** Where the decision came from: `api` (default), `slack`, `inbox`, `cli`. */
+  channel?: DecisionChannel;
+  /**
+   * The channel's own id for this decision (the API's Idempotency-Key header,
+   * Slack's action id): the same key again is the same decision, answered
+   * with the first one's result.
+   */
+  idempotencyKey?: string;
+  /** The hash of what the operator was shown (the approval's `shownHash`); a decision on another version is refused. */
+  shownHash?: string;
 }
+
+export const DECISION_CHANNELS = ['api', 'slack', 'inbox', 'cli'] as const;
+export type DecisionChannel = (typeof DECISION_CHANNELS)[number];
 
 export interface DecisionAnswer {
   approvalId: string;
