@@ -10,6 +10,8 @@ export function goalSummary(goal: Goal) {
     kind: goal.kind,
     status: goal.status,
     cost: { usd: goal.costUsd, inputTokens: goal.inputTokens, outputTokens: goal.outputTokens },
+    /** The goal's budget (null: the engine's default, KEEL_DEFAULT_BUDGET_USD); raised when the operator approves more. */
+    budgetUsd: goal.budgetUsd,
     planChurn: goal.planChurn,
     createdAt: goal.createdAt,
     updatedAt: goal.updatedAt,

@@ -192,6 +192,30 @@ export function createApprovalActivities(prisma: Db, memory?: MemoryService) {
             ]);
           }
         }
+        // A raised budget (the workflow's "raise the budget to $X?") is the goal's budget from now on.
+        const raise = approval.proposed as { budgetUsd?: unknown; proposedBudgetUsd?: unknown };
+        if (
+          status === 'approved' &&
+          typeof raise.proposedBudgetUsd === 'number' &&
+          (approval.status === 'pending' || !(await hasDecisionEvent(tx, approval.id, 'goal.budget_raised')))
+        ) {
+          await tx.goal.update({
+            where: { id: approval.goalId },
+            data: { budgetUsd: raise.proposedBudgetUsd, updatedAt: new Date() },
+          });
+          await appendEvents(tx, [
+            {
+              goalId: approval.goalId,
+              type: 'goal.budget_raised',
+              actor: input.actor,
+              data: {
+                approvalId: approval.id,
+                from: typeof raise.budgetUsd === 'number' ? raise.budgetUsd : 0,
+                budgetUsd: raise.proposedBudgetUsd,
+              },
+            },
+          ]);
+        }
         if (status === 'approved') {
           const stillPending = await tx.approval.count({ where: { goalId: approval.goalId, status: 'pending' } });
           const goal = await tx.goal.findUnique({ where: { id: approval.goalId }, select: { status: true } });

@@ -77,6 +77,8 @@ export type KeelEvent =
   | { type: 'goal.failed'; data: GoalEnd }
   | { type: 'goal.cancelled'; data: GoalEnd }
   | { type: 'goal.cancel_requested'; data: { reason?: string } }
+  /** The operator approved spending more on the goal ("raise the budget to $X?"). */
+  | { type: 'goal.budget_raised'; data: { approvalId: string; from: number; budgetUsd: number } }
   /** Temporal says the run ended outside Keel (terminated in the Web UI or CLI, timed out): state follows. */
   | { type: 'goal.reconciled'; data: { goalStatus: GoalStatus; temporalStatus: string; error: string } }
   | {

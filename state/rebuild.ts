@@ -46,6 +46,7 @@ function projections(): Record<string, Projection> {
         { name: 'plan_version', type: 'integer' },
         { name: 'plan_churn', type: 'integer' },
         { name: 'cost_usd', type: 'double precision' },
+        { name: 'budget_usd', type: 'double precision' },
         { name: 'error', type: 'text' },
       ],
       rows: new Map(),
@@ -111,10 +112,14 @@ function apply(
         plan_version: 0,
         plan_churn: 0,
         cost_usd: 0,
+        budget_usd: g.budgetUsd ?? null,
         error: null,
       });
       break;
     }
+    case 'goal.budget_raised':
+      if (goal) goal.budget_usd = e.data.budgetUsd;
+      break;
     case 'plan.accepted':
       if (goal) goal.plan_version = e.data.planVersion;
       break;

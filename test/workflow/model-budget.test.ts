@@ -96,6 +96,14 @@ test('a goal whose budget cannot cover planning stops at "raise the budget" havi
   );
   expect(chatCalls(before).map((c) => c.response_format.json_schema.name)).toEqual(['keel_plan', 'keel_email_draft']);
   expect(sending.approvals[0].status).toBe('approved');
+  // The raised budget is the goal's budget now, in its row and its log.
+  expect(sending.budgetUsd).toBe(proposed);
+  const raised = (await engine.http('GET', `/v1/goals/${body.goalId}/events`)).body.events.filter(
+    (e: any) => e.type === 'goal.budget_raised',
+  );
+  expect(raised.map((e: any) => e.data)).toEqual([
+    { approvalId: raise.approvalId, from: budgetUsd, budgetUsd: proposed },
+  ]);
   const spent = await liveCost(body.workflowId);
   expect(spent).toBeGreaterThan(0);
   expect(spent).toBeLessThanOrEqual(proposed);
