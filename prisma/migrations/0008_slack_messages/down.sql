@@ -1,0 +1,2 @@
+-- Reverts 0008_slack_messages.
+DROP TABLE "slack_messages";
