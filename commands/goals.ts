@@ -13,6 +13,8 @@ import { cancelSignal, KeelPendingApprovals, KeelStatus } from '../workflows/mes
 import type { GoalInput, GoalModels, GoalOrigin } from '../workflows/types';
 import type { Config } from '../config';
 import { resolvePrices } from '../models/prices';
+import { uiDetails, uiSummary } from '../shared/summary';
+import { cut } from '../shared/text';
 import { ConflictError, NotFoundError, UnavailableError } from './errors';
 import { callTemporal } from './temporal';
 import type { CommandDeps } from './types';
@@ -76,6 +78,15 @@ export async function startGoalOnce(
   return { goalId: goal.id, workflowId: goal.workflowId, status: goal.status, created };
 }
 
+/** The workflow's static details: a line naming the goal, and what it came from. */
+function goalDetails(goal: StoredGoal, budgetUsd: number, origin?: GoalOrigin): string {
+  return uiDetails([
+    `Keel goal ${goal.id} · kind ${goal.kind} · budget $${budgetUsd}`,
+    origin ? `Started by trigger ${origin.triggerId} from ${origin.source} event ${origin.externalId}` : undefined,
+    goal.description ? cut(goal.description, 300) : undefined,
+  ]);
+}
+
 async function startWorkflow(deps: CommandDeps, goal: StoredGoal, origin?: GoalOrigin): Promise<void> {
   const input: GoalInput = {
     goalId: goal.id,
@@ -94,6 +105,9 @@ async function startWorkflow(deps: CommandDeps, goal: StoredGoal, origin?: GoalO
         taskQueue: deps.taskQueue,
         args: [input],
         memo: { title: goal.title },
+        // What the Temporal Web UI lists for the run instead of its id (user metadata, clamped to the server's limits).
+        staticSummary: uiSummary(goal.title),
+        staticDetails: goalDetails(goal, input.budgetUsd, origin),
         typedSearchAttributes: [
           { key: KeelStatus, value: 'planning' },
           { key: KeelPendingApprovals, value: 0 },

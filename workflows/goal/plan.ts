@@ -5,6 +5,7 @@
 import { ApplicationFailure, patched } from '@temporalio/workflow';
 import type { PlanRevision } from '../../shared/activity-io';
 import { PLAN_MODEL, type PlannedStep, type ProposedPlan } from '../../shared/plan';
+import { uiSummary } from '../../shared/summary';
 import type { createBudget } from './budget';
 import { approvalReasons, DEFAULT_POLICY, goalRecipients, validatePlan, type Policy } from '../../policy';
 import { toolSpec } from '../../tools/registry';
@@ -47,17 +48,19 @@ export async function planGoal(
     });
     let proposal: ProposedPlan;
     try {
-      proposal = await acts.planner.planGoal({
-        goalId: goal.goalId,
-        title: goal.title,
-        description: goal.description,
-        kind: goal.kind,
-        input: goal.input,
-        planVersion: version,
-        feedback,
-        ...(state.model ? { model: state.model } : {}),
-        ...(revision ? { revision } : {}),
-      });
+      proposal = await acts.planner.planGoal.executeWithOptions({ summary: uiSummary(planning.title) }, [
+        {
+          goalId: goal.goalId,
+          title: goal.title,
+          description: goal.description,
+          kind: goal.kind,
+          input: goal.input,
+          planVersion: version,
+          feedback,
+          ...(state.model ? { model: state.model } : {}),
+          ...(revision ? { revision } : {}),
+        },
+      ]);
     } finally {
       budget.release(reserved);
     }

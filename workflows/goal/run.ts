@@ -6,6 +6,7 @@
  */
 import { ApplicationFailure, CancellationScope, isCancellation, log, sleep } from '@temporalio/workflow';
 import { durationMs } from '../../shared/duration';
+import { uiSummary } from '../../shared/summary';
 import { isStepRef, type PlannedStep, type StepOutput, type StepResult } from '../../shared/plan';
 import { toolSpec, type KeelToolSpec } from '../../tools/registry';
 import { describeIssues, stepOutputSchema, type CompensationActivityName } from '../../tools/spec';
@@ -88,16 +89,19 @@ export function createRunner(
     stepState.status = 'running';
     let result: StepResult;
     try {
-      result = await acts.byPreset[spec.preset][spec.activity]({
-        goalId: goal.goalId,
-        workflowId,
-        planVersion: state.plan.version,
-        stepId: step.id,
-        tool: step.tool,
-        inputs,
-        ...(state.model ? { model: state.model } : {}),
-        ...(reserved ? { tier: reserved.tier } : {}),
-      });
+      // The step's title is the activity's summary in the Temporal Web UI (user metadata, not replayed).
+      result = await acts.byPreset[spec.preset][spec.activity].executeWithOptions({ summary: uiSummary(step.title) }, [
+        {
+          goalId: goal.goalId,
+          workflowId,
+          planVersion: state.plan.version,
+          stepId: step.id,
+          tool: step.tool,
+          inputs,
+          ...(state.model ? { model: state.model } : {}),
+          ...(reserved ? { tier: reserved.tier } : {}),
+        },
+      ]);
     } finally {
       // Settled: the real cost replaces the reservation (added below when the step succeeded).
       budget.release(reserved);
@@ -184,13 +188,16 @@ export function createRunner(
       while (compensations.length > 0) {
         const c = compensations.pop()!;
         try {
-          await acts.byPreset.db[c.activity]({
-            goalId: goal.goalId,
-            planVersion: state.plan.version,
-            stepId: c.stepId,
-            output: c.output,
-            reason,
-          });
+          const title = state.plan.steps.find((s) => s.id === c.stepId)?.title ?? c.stepId;
+          await acts.byPreset.db[c.activity].executeWithOptions({ summary: uiSummary(`Undo: ${title}`) }, [
+            {
+              goalId: goal.goalId,
+              planVersion: state.plan.version,
+              stepId: c.stepId,
+              output: c.output,
+              reason,
+            },
+          ]);
           const stepState = state.plan.steps.find((s) => s.id === c.stepId);
           if (stepState) stepState.status = 'compensated';
         } catch (err) {
