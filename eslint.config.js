@@ -27,7 +27,7 @@ module.exports = defineConfig(
     languageOptions: {
       parserOptions: {
         // Plain JS files are outside tsconfig.json (no allowJs); they get a default program.
-        projectService: { allowDefaultProject: ['*.js', 'scripts/*.js'] },
+        projectService: { allowDefaultProject: ['*.js', 'scripts/*.js', 'bin/*.js'] },
         tsconfigRootDir: __dirname,
       },
     },
