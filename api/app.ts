@@ -11,7 +11,7 @@ import { HttpError, errorHandler, route } from './errors';
 import { eventRoutes } from './events';
 import { goalRoutes } from './goals';
 import { memoryRoutes } from './memory';
-import { metricsRoutes } from './metrics';
+import { metricsRoutes, prometheusRoute } from './metrics';
 import { triggerRoutes } from './triggers';
 import { bearerAuth, jsonBody, rejectHostileInput } from './middleware';
 import type { AppDeps } from './types';
@@ -62,6 +62,9 @@ export function createApp(deps: AppDeps): express.Express {
       res.status(ok ? 200 : 503).json({ status: ok ? 'ok' : 'degraded', postgres, temporal });
     }),
   );
+
+  /** GET /metrics — Prometheus text exposition of /v1/metrics, behind the same key (a scraper's bearer token). */
+  app.get('/metrics', bearerAuth(deps.apiKey), prometheusRoute(deps));
 
   const v1 = Router();
   // Order matters: the key before the body is read (D8), the hostile-input check before any route (D2, D3).

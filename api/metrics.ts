@@ -1,69 +1,82 @@
-/** GET /v1/metrics: what the engine did, read from the canonical tables. */
-import { Router } from 'express';
-import { cacheStats } from '../models/cache';
-import { GOAL_STATUSES } from '../shared/goal';
+/**
+ * GET /v1/metrics (JSON) and GET /metrics (Prometheus text): two views of one
+ * snapshot read from the canonical tables at request time (metrics/read.ts),
+ * so they agree with each other and across API processes.
+ */
+import { Router, type RequestHandler } from 'express';
+import { createPrometheusMetrics } from '../metrics/prometheus';
+import { readMetrics, type TierModels } from '../metrics/read';
 import { route } from './errors';
 import type { AppDeps } from './types';
 
-interface ContextRow {
-  avg_chars: number | null;
-  max_chars: number | null;
-  avg_tokens: number | null;
-  max_tokens: number | null;
-  steps: bigint;
+/** The models the tiers name in this API's configuration, to label model cost by tier. */
+function tierModels(deps: AppDeps): TierModels | undefined {
+  if (deps.goalSettings.models) return { small: deps.goalSettings.models.small, large: deps.goalSettings.models.large };
+  if (deps.models) return { small: deps.models.endpoint('small').model, large: deps.models.endpoint('large').model };
+  return undefined;
 }
 
+const loader = (deps: AppDeps) => () =>
+  readMetrics({ prisma: deps.prisma, memory: deps.memory, tiers: tierModels(deps) });
+
 export function metricsRoutes(deps: AppDeps): Router {
-  const { prisma } = deps;
+  const load = loader(deps);
   const r = Router();
 
-  /** GET /v1/metrics — plan churn, human-intervention ratio, cost per committed outcome, context size, goals by status, the model output cache. */
+  /**
+   * GET /v1/metrics — goals by status, plan churn, human intervention (decisions per step and per committed
+   * outcome, edits per approval), approval latency, cost per committed outcome and by model, context growth,
+   * side effects, the model output cache.
+   */
   r.get(
     '/metrics',
     route(async (_req, res) => {
-      const [byStatus, totals, decided, stepsRun, [context], memoryStats, modelCache] = await Promise.all([
-        prisma.goal.groupBy({ by: ['status'], _count: { _all: true } }),
-        prisma.goal.aggregate({ _sum: { planChurn: true, costUsd: true }, _count: { _all: true } }),
-        prisma.approval.count({ where: { status: { in: ['approved', 'rejected'] } } }),
-        prisma.step.count({ where: { status: { in: ['completed', 'compensated'] } } }),
-        // One scan of the context artifacts for both sizes; aggregates skip rows without a token count.
-        prisma.$queryRaw<ContextRow[]>`
-          SELECT avg(length(content))::float8 AS avg_chars, max(length(content))::float8 AS max_chars,
-                 avg((metadata->>'tokens')::float8) AS avg_tokens, max((metadata->>'tokens')::float8) AS max_tokens,
-                 count(metadata->'tokens') AS steps
-            FROM artifacts WHERE kind = 'context'`,
-        deps.memory.stats(),
-        cacheStats(prisma),
-      ]);
-      const goalsByStatus: Record<string, number> = Object.fromEntries(GOAL_STATUSES.map((s) => [s, 0]));
-      for (const row of byStatus) goalsByStatus[row.status] = row._count._all;
-      const goals = totals._count._all;
-      const completed = goalsByStatus.completed ?? 0;
+      const m = await load();
       res.json({
-        goals,
-        goalsByStatus,
-        planChurn: { replans: totals._sum.planChurn ?? 0, perGoal: goals ? (totals._sum.planChurn ?? 0) / goals : 0 },
-        humanInterventionRatio: { decisions: decided, actions: stepsRun, ratio: stepsRun ? decided / stepsRun : 0 },
-        costPerCommittedOutcome: {
-          usd: totals._sum.costUsd ?? 0,
-          committedOutcomes: completed,
-          perOutcome: completed ? (totals._sum.costUsd ?? 0) / completed : 0,
+        goals: m.goals.total,
+        goalsByStatus: m.goals.byStatus,
+        planChurn: { replans: m.planChurn.replans, perGoal: m.planChurn.perGoal },
+        planChurnPerGoal: m.planChurn.histogram,
+        humanInterventionRatio: {
+          decisions: m.humanIntervention.decisions,
+          actions: m.humanIntervention.actions,
+          ratio: m.humanIntervention.ratio,
+          committedOutcomes: m.humanIntervention.committedOutcomes,
+          perCommittedOutcome: m.humanIntervention.decisionsPerCommittedOutcome,
+          edits: m.approvals.edits,
+          editsPerApproval: m.humanIntervention.editsPerApproval,
         },
+        approvals: m.approvals,
+        costPerCommittedOutcome: {
+          usd: m.cost.usd,
+          committedOutcomes: m.cost.committedOutcomes,
+          perOutcome: m.cost.perCommittedOutcome,
+        },
+        modelCost: m.cost.byModel,
         contextSize: {
-          avgChars: context?.avg_chars ?? 0,
-          maxChars: context?.max_chars ?? 0,
-          workingSetTokens: {
-            avg: context?.avg_tokens ?? 0,
-            max: context?.max_tokens ?? 0,
-            steps: Number(context?.steps ?? 0),
-          },
-          memory: memoryStats,
+          avgChars: m.context.avgChars,
+          maxChars: m.context.maxChars,
+          workingSetTokens: m.context.workingSetTokens,
+          memory: m.context.memory,
         },
         // Model answers served again instead of paid for again (models/cache.ts), over every process.
-        modelCache,
+        modelCache: m.modelCache,
+        sideEffects: m.sideEffects,
       });
     }),
   );
 
   return r;
+}
+
+/**
+ * GET /metrics — the same snapshot as Prometheus text exposition (prom-client). The app mounts it behind the
+ * API key: Prometheus sends it as a bearer token (`authorization.credentials_file` in the scrape config).
+ */
+export function prometheusRoute(deps: AppDeps): RequestHandler {
+  const prometheus = createPrometheusMetrics(loader(deps));
+  return route(async (_req, res) => {
+    const text = await prometheus.text();
+    res.type(prometheus.contentType).send(text);
+  });
 }
