@@ -11,10 +11,16 @@ import { approvalView } from './views';
 // its spec's to say (tools/<tool>/spec.ts), checked by the decide command.
 const edits = z.record(z.string().min(1).max(100), z.string().max(100_000));
 
+const shownHash = z
+  .string()
+  .regex(/^[0-9a-f]{64}$/, "shownHash is the sha256 hex of what was shown (the approval's shownHash)");
+const idempotencyKey = z.string().trim().min(1).max(200);
 const decisionFields = {
   decision: z.enum(DECISIONS),
   edits: edits.optional(),
   comment: z.string().max(5_000).optional(),
+  /** The approval's `shownHash` as the decider saw it: a decision on another version is refused (409). */
+  shownHash: shownHash.optional(),
 };
 const decisionBody = z.strictObject(decisionFields).refine((d) => !(d.decision === 'reject' && d.edits), {
   message: 'edits only go with approve',
@@ -22,7 +28,14 @@ const decisionBody = z.strictObject(decisionFields).refine((d) => !(d.decision =
 });
 const batchBody = z.strictObject({
   decisions: z
-    .array(z.strictObject({ approvalId: z.string().min(1).max(100), ...decisionFields }))
+    .array(
+      z.strictObject({
+        approvalId: z.string().min(1).max(100),
+        ...decisionFields,
+        /** Per item, what the Idempotency-Key header is for one decision. */
+        idempotencyKey: idempotencyKey.optional(),
+      }),
+    )
     .min(1, 'decisions must not be empty')
     .max(200),
 });
@@ -30,7 +43,10 @@ const listQuery = z.object({
   status: z.enum(APPROVAL_STATUSES).optional(),
   goalId: z.string().optional(),
   limit: z.coerce.number().int().min(1).max(500).default(100),
+  /** `kind`: grouped by the tool the approval is for (all outgoing emails, all Slack posts…). */
+  groupBy: z.enum(['kind']).optional(),
 });
+const headers = z.object({ 'idempotency-key': idempotencyKey.optional() });
 
 export function approvalRoutes(deps: AppDeps): Router {
   const { prisma } = deps;
@@ -47,7 +63,20 @@ export function approvalRoutes(deps: AppDeps): Router {
         orderBy: { createdAt: 'asc' },
         take: q.limit,
       });
-      res.json({ approvals: approvals.map(approvalView) });
+      const views = approvals.map(approvalView);
+      if (q.groupBy !== 'kind') {
+        res.json({ approvals: views });
+        return;
+      }
+      // The kind is the tool the approval is for, as its snapshot names it (`budget.raise` for a budget).
+      const groups = new Map<string, typeof views>();
+      for (const v of views) {
+        const kind = (v.shown as { tool?: string } | undefined)?.tool ?? 'other';
+        groups.set(kind, [...(groups.get(kind) ?? []), v]);
+      }
+      res.json({
+        groups: [...groups.entries()].map(([kind, items]) => ({ kind, count: items.length, approvals: items })),
+      });
     }),
   );
 
@@ -60,12 +89,16 @@ export function approvalRoutes(deps: AppDeps): Router {
     '/approvals/:approvalId/decision',
     route(async (req, res) => {
       const body = parse(decisionBody, req.body);
+      const key = parse(headers, req.headers, 'headers')['idempotency-key'];
       res.json(
         await decide(commands, {
           approvalId: String(req.params.approvalId),
           decision: body.decision,
           edits: body.edits,
           comment: body.comment,
+          channel: 'api',
+          ...(key !== undefined ? { idempotencyKey: key } : {}),
+          ...(body.shownHash !== undefined ? { shownHash: body.shownHash } : {}),
         }),
       );
     }),

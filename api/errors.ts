@@ -20,7 +20,11 @@ export const notFound = (what: string) => new HttpError(404, 'not_found', `${wha
 // Conflicts and unavailability come from commands/ as typed errors (see httpErrorOf below).
 
 /** Parses a body or query with zod; a 400 names every bad field. */
-export function parse<T extends z.ZodTypeAny>(schema: T, value: unknown, where: 'body' | 'query' = 'body'): z.infer<T> {
+export function parse<T extends z.ZodTypeAny>(
+  schema: T,
+  value: unknown,
+  where: 'body' | 'query' | 'headers' = 'body',
+): z.infer<T> {
   const result = schema.safeParse(value ?? {});
   if (result.success) return result.data;
   const fields = result.error.issues.map((i) => ({

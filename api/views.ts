@@ -35,6 +35,10 @@ export function approvalView(a: {
   createdAt: Date;
   expiresAt: Date;
   decidedAt: Date | null;
+  shown?: unknown;
+  shownHash?: string | null;
+  channel?: string | null;
+  decidedHash?: string | null;
 }) {
   return {
     approvalId: a.id,
@@ -48,8 +52,17 @@ export function approvalView(a: {
     escalated: a.escalated,
     createdAt: a.createdAt,
     expiresAt: a.expiresAt,
+    // What the operator is shown (provenance, risk, cost so far) and its hash, which a decision may name.
+    ...(a.shownHash ? { shownHash: a.shownHash, shown: a.shown } : {}),
     ...(a.decidedAt
-      ? { decidedAt: a.decidedAt, decision: a.decision, actor: a.actor, comment: a.comment ?? undefined }
+      ? {
+          decidedAt: a.decidedAt,
+          decision: a.decision,
+          actor: a.actor,
+          comment: a.comment ?? undefined,
+          ...(a.channel ? { channel: a.channel } : {}),
+          ...(a.decidedHash ? { decidedHash: a.decidedHash } : {}),
+        }
       : {}),
   };
 }

@@ -5,7 +5,7 @@
  * which answers once the decision is stored. No database connection or
  * transaction is held while Temporal is called.
  */
-import { createHash } from 'node:crypto';
+import { createHash, randomUUID as uuid } from 'node:crypto';
 import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
 import type { Decision, DecisionKind } from '../shared/goal';
 import { decideUpdate } from '../workflows/messages';
@@ -54,12 +54,25 @@ export const DECISION_CONCURRENCY = 8;
  * does not answer in time. A success means the decision is stored.
  */
 export async function decide(deps: CommandDeps, request: DecisionRequest): Promise<DecisionAnswer> {
+  const channel = request.channel ?? 'api';
+  const key = request.idempotencyKey !== undefined ? `${channel}:${request.idempotencyKey}` : undefined;
   const approval = await deps.prisma.approval.findUnique({
     where: { id: request.approvalId },
-    select: { id: true, status: true, goalId: true, stepId: true, goal: { select: { id: true, workflowId: true } } },
+    select: {
+      id: true,
+      status: true,
+      goalId: true,
+      stepId: true,
+      decisionKey: true,
+      goal: { select: { id: true, workflowId: true } },
+    },
   });
   if (!approval) throw new NotFoundError(`approval ${request.approvalId} does not exist`);
-  if (approval.status !== 'pending') throw new ConflictError(`approval ${approval.id} is already ${approval.status}`);
+  if (approval.status !== 'pending') {
+    // The same key again (a repeated click, a retried request) is the same decision: its first answer.
+    if (key !== undefined && approval.decisionKey === key) return { approvalId: approval.id, status: approval.status };
+    throw new ConflictError(`approval ${approval.id} is already ${approval.status}`);
+  }
   if (request.edits) {
     // The step's tool spec says which fields an operator may change; anything else is refused before Temporal.
     const checked = checkEdits(await toolOfApproval(deps.prisma, approval), request.edits);
@@ -71,7 +84,10 @@ export async function decide(deps: CommandDeps, request: DecisionRequest): Promi
     decision: request.decision,
     ...(request.edits ? { edits: request.edits } : {}),
     ...(request.comment !== undefined ? { comment: request.comment } : {}),
-    actor: deps.actor,
+    actor: request.actor ?? deps.actor,
+    channel,
+    ...(key !== undefined ? { key } : {}),
+    ...(request.shownHash !== undefined ? { shownHash: request.shownHash } : {}),
   };
   try {
     const answer = await callTemporal(deps.client, deps.temporalTimeoutMs, () =>
@@ -101,16 +117,15 @@ export async function decide(deps: CommandDeps, request: DecisionRequest): Promi
 }
 
 /**
- * The update's id: the same decision sent again (a retry after a timeout) is
+ * The update's id, from the approval and the channel's own id for the
+ * decision: the same key again (a repeated click, a retry after a timeout) is
  * the same update, which Temporal answers with the first one's result instead
- * of running it twice; a different decision on the same approval is a new
- * update that the validator refuses.
+ * of running it twice. Without a key every request is its own update, so a
+ * second decision on a decided approval is refused by the validator (409).
  */
 function updateIdOf(d: Decision): string {
-  const digest = createHash('sha256')
-    .update(JSON.stringify([d.decision, d.edits ?? null, d.comment ?? null, d.actor]))
-    .digest('hex')
-    .slice(0, 24);
+  if (d.key === undefined) return `decide:${d.approvalId}:${uuid()}`;
+  const digest = createHash('sha256').update(d.key).digest('hex').slice(0, 32);
   return `decide:${d.approvalId}:${digest}`;
 }
 

@@ -103,6 +103,11 @@ export interface OpenApprovalInput {
   reasons?: string[];
 }
 
+/** What opening an approval tells the workflow: the hash of what the operator is shown. */
+export interface OpenApprovalResult {
+  shownHash: string;
+}
+
 /** What the workflow records when a decision arrives. */
 export type RecordDecisionInput = Decision;
 

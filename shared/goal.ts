@@ -33,4 +33,10 @@ export interface Decision {
   edits?: Record<string, string>;
   comment?: string;
   actor: string;
+  /** Where it came from: `api`, `slack`, `inbox`, `cli` (absent in decisions from before channels were kept). */
+  channel?: string;
+  /** The channel's idempotency key for it (an Idempotency-Key header, a Slack action id). */
+  key?: string;
+  /** The hash of what the decider was shown; the workflow refuses a decision on another version. */
+  shownHash?: string;
 }

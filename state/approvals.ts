@@ -1,10 +1,17 @@
 /** Approval records: opened by the workflow, decided by people (API, Slack) or by the workflow's deadline. */
+import { createHash } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Db } from '../db/prisma';
 import type { MemoryService } from '../memory/service';
 import { toolSpec } from '../tools/registry';
 import { artifactOutputSchema, describeApproval, describeIssues, type ArtifactView } from '../tools/spec';
-import type { ApprovalRef, OpenApprovalInput, RecordDecisionInput, RecordDecisionResult } from '../shared/activity-io';
+import type {
+  ApprovalRef,
+  OpenApprovalInput,
+  OpenApprovalResult,
+  RecordDecisionInput,
+  RecordDecisionResult,
+} from '../shared/activity-io';
 import { loadArtifact, saveArtifact } from './artifacts';
 import { appendEvents, json, type DbTx } from './events';
 
@@ -65,12 +72,16 @@ export function checkEdits(
 export function createApprovalActivities(prisma: Db, memory?: MemoryService) {
   return {
     /** Creates the approval (idempotent on its id) and marks the step and goal as waiting. */
-    async openApproval(input: OpenApprovalInput): Promise<void> {
-      await prisma.$transaction(async (tx) => {
+    async openApproval(input: OpenApprovalInput): Promise<OpenApprovalResult> {
+      return prisma.$transaction(async (tx) => {
         const existing = await tx.approval.findUnique({ where: { id: input.approvalId } });
-        if (existing) return;
-        const { summary, proposed } = await describeProposal(tx, input);
+        if (existing) return { shownHash: existing.shownHash ?? '' };
+        const { summary, proposed: described } = await describeProposal(tx, input);
+        const proposed = input.reasons?.length ? { ...described, why: input.reasons } : described;
         const createdAt = new Date();
+        // Exactly what the operator is shown, and its hash: a decision must name this version.
+        const shown = await snapshotOf(tx, input, { summary, proposed });
+        const shownHash = hashOf(shown);
         await tx.approval.create({
           data: {
             id: input.approvalId,
@@ -79,7 +90,9 @@ export function createApprovalActivities(prisma: Db, memory?: MemoryService) {
             title: input.title,
             summary,
             rationale: input.rationale,
-            proposed: json(input.reasons?.length ? { ...proposed, why: input.reasons } : proposed),
+            proposed: json(proposed),
+            shown: json(shown),
+            shownHash,
             status: 'pending',
             createdAt,
             expiresAt: new Date(createdAt.getTime() + input.timeoutMs),
@@ -107,6 +120,7 @@ export function createApprovalActivities(prisma: Db, memory?: MemoryService) {
             },
           },
         ]);
+        return { shownHash };
       });
     },
 
@@ -129,6 +143,9 @@ export function createApprovalActivities(prisma: Db, memory?: MemoryService) {
               edits: input.edits ? json(input.edits) : undefined,
               comment: input.comment ?? null,
               actor: input.actor,
+              channel: input.channel ?? null,
+              decisionKey: input.key ?? null,
+              decidedHash: input.shownHash ?? approval.shownHash ?? null,
               decidedAt: new Date(),
             },
           });
@@ -296,4 +313,64 @@ async function hasDecisionEvent(tx: DbTx, approvalId: string, type?: string): Pr
     select: { seq: true },
   });
   return found !== null;
+}
+
+/** JSON with object keys sorted, so the same content always hashes the same. */
+function stableJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : 1)))
+      : v,
+  );
+}
+
+const hashOf = (shown: unknown) => createHash('sha256').update(stableJson(shown)).digest('hex');
+
+/**
+ * What an approval shows: the one-line summary, the proposed action and its
+ * arguments, the rationale, why the policy asks, the risk, the cost so far,
+ * and the provenance: the inputs, and for each earlier completed step of this
+ * plan its model, prompt hash and the memories it used (with their text).
+ */
+async function snapshotOf(
+  tx: DbTx,
+  input: OpenApprovalInput,
+  described: { summary: string; proposed: Record<string, unknown> | unknown },
+) {
+  const [steps, goal] = await Promise.all([
+    tx.step.findMany({
+      where: { goalId: input.goalId, planVersion: input.planVersion, status: 'completed' },
+      orderBy: { position: 'asc' },
+      select: { stepId: true, tool: true, model: true, promptHash: true, memoryIds: true, costUsd: true },
+    }),
+    tx.goal.findUnique({ where: { id: input.goalId }, select: { costUsd: true } }),
+  ]);
+  const memoryIds = [...new Set(steps.flatMap((s) => s.memoryIds))];
+  const memories = memoryIds.length
+    ? await tx.memoryItem.findMany({ where: { id: { in: memoryIds } }, select: { id: true, text: true } })
+    : [];
+  const texts = new Map(memories.map((m) => [m.id, m.text.length > 300 ? `${m.text.slice(0, 299)}…` : m.text]));
+  return {
+    title: input.title,
+    summary: described.summary,
+    proposed: described.proposed,
+    rationale: input.rationale,
+    risk: toolSpec(input.tool)?.risk ?? 'unknown',
+    tool: input.tool,
+    costSoFarUsd: Math.max(
+      goal?.costUsd ?? 0,
+      steps.reduce((sum, s) => sum + s.costUsd, 0),
+    ),
+    provenance: {
+      inputs: input.inputs,
+      steps: steps.map((s) => ({
+        stepId: s.stepId,
+        tool: s.tool,
+        ...(s.model ? { model: s.model } : {}),
+        ...(s.promptHash ? { promptHash: s.promptHash } : {}),
+      })),
+      // Canonical facts (`contact:…`, `goal:…`) are named by id; memories also by their text.
+      memories: memoryIds.map((id) => ({ id, ...(texts.has(id) ? { text: texts.get(id) } : {}) })),
+    },
+  };
 }

@@ -64,6 +64,8 @@ export interface ApprovalState {
   stepId: string;
   /** The tool the approval is for (`budget.raise` for a budget approval); absent in runs from before it was kept. */
   tool?: string;
+  /** The hash of what the operator is shown (set once the approval is opened); a decision naming another is refused. */
+  shownHash?: string;
   title: string;
   status: ApprovalStatus;
   escalated: boolean;

@@ -85,13 +85,14 @@ afterAll(async () => {
 const uniq = () => randomBytes(4).toString('hex');
 
 /** Real HTTP to the proxied API, with the key, timed. */
-async function call(method: string, route: string, body?: unknown) {
+async function call(method: string, route: string, body?: unknown, headers: Record<string, string> = {}) {
   const started = Date.now();
   const res = await fetch(`${api.url}${route}`, {
     method,
     headers: {
       authorization: `Bearer ${engine.apiKey}`,
       ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+      ...headers,
     },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
@@ -227,7 +228,13 @@ test('D6: start, decide, cancel and a batch each answer 503 within one deadline;
   const back = Date.now();
   let first: Awaited<ReturnType<typeof call>> | undefined;
   while (Date.now() - back < 15_000) {
-    first = await call('POST', `/v1/approvals/${waiting[0].approvalId}/decision`, { decision: 'approve' });
+    // One Idempotency-Key for every retry: an attempt that landed after its 503 is answered, not refused.
+    first = await call(
+      'POST',
+      `/v1/approvals/${waiting[0].approvalId}/decision`,
+      { decision: 'approve' },
+      { 'idempotency-key': `recover-${waiting[0].approvalId}` },
+    );
     if (first.status !== 503) break;
   }
   const recovered = Date.now() - back;
@@ -242,8 +249,11 @@ test('D6: start, decide, cancel and a batch each answer 503 within one deadline;
 
   // The rest go through as one batch now, eight at a time, each stored once. On this shared 2-core machine an
   // item can miss the 2 s deadline while the worker is busy: its 503 says to retry, and the retry of the same
-  // decision is the same update (Temporal answers it once), so the batch is sent again for those items only.
-  const rest = waiting.slice(1).map((w) => ({ approvalId: w.approvalId, decision: 'reject' }));
+  // decision (same idempotency key) is the same update (Temporal answers it once), so the batch is sent again for
+  // those items only.
+  const rest = waiting
+    .slice(1)
+    .map((w) => ({ approvalId: w.approvalId, decision: 'reject', idempotencyKey: `after-${w.approvalId}` }));
   let answers: any[] = (await call('POST', '/v1/approvals/decisions', { decisions: rest })).body.results;
   const missed = rest.filter((_, i) => answers[i].status === 'error');
   if (missed.length > 0) {

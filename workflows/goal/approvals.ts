@@ -30,8 +30,16 @@ export function createApprovals(run: GoalRun) {
       return `decision must be "approve" or "reject", got "${String(d.decision)}"`;
     const approval = state.approvals.find((a) => a.approvalId === d.approvalId);
     if (!approval) return `approval ${d.approvalId} is not part of this goal`;
+    // Expiry is the second deadline's timer: from the moment it fires the approval is `expired`.
+    if (approval.status === 'expired') return `approval ${d.approvalId} expired with no decision; nothing was applied`;
     if (approval.status !== 'pending' || decisions[d.approvalId])
       return `approval ${d.approvalId} is already ${approval.status === 'pending' ? 'decided' : approval.status}`;
+    // Bound to what the operator saw: a decision on another version of the proposal (e.g. before a replan) is refused.
+    if (d.shownHash !== undefined) {
+      if (approval.shownHash === undefined) return `approval ${d.approvalId} is still being opened; decide again`;
+      if (d.shownHash !== approval.shownHash)
+        return `approval ${d.approvalId} changed since it was shown (it now shows version ${approval.shownHash.slice(0, 12)}, the decision names ${d.shownHash.slice(0, 12)}); nothing was applied`;
+    }
     return undefined;
   };
 
@@ -78,7 +86,7 @@ export function createApprovals(run: GoalRun) {
       state.approvals.push(approval);
       stepState.status = 'awaiting_approval';
       run.refreshRunningStatus();
-      await acts.book.openApproval({
+      const opened = await acts.book.openApproval({
         approvalId: approval.approvalId,
         goalId: goal.goalId,
         planVersion: state.plan.version,
@@ -90,6 +98,8 @@ export function createApprovals(run: GoalRun) {
         timeoutMs: settings.approvalTimeoutMs,
         ...(step.approvalReasons ? { reasons: step.approvalReasons } : {}),
       });
+      // Runs recorded before approvals were bound to what they showed have no hash: nothing to check then.
+      if (opened?.shownHash) approval.shownHash = opened.shownHash;
       const decided = () => decisions[approval.approvalId] !== undefined;
       try {
         if (!(await condition(decided, settings.approvalTimeoutMs))) {
@@ -122,6 +132,9 @@ export function createApprovals(run: GoalRun) {
         edits: d.edits,
         comment: d.comment,
         actor: d.actor,
+        ...(d.channel ? { channel: d.channel } : {}),
+        ...(d.key ? { key: d.key } : {}),
+        ...(d.shownHash ? { shownHash: d.shownHash } : {}),
       });
       approval.status = recorded.status;
       approval.decidedBy = d.actor;
