@@ -14,9 +14,13 @@ import { memoryRoutes } from './memory';
 import { metricsRoutes, prometheusRoute } from './metrics';
 import { triggerRoutes } from './triggers';
 import { bearerAuth, jsonBody, rejectHostileInput } from './middleware';
-import type { AppDeps } from './types';
+import { commandDeps, type AppDeps } from './types';
+import { INTERACTIONS_PATH, slackInteractions, type SlackInteractionOptions } from '../slack/app';
 
 export type { AppDeps } from './types';
+
+/** The API's dependencies, and Slack's interactivity when Slack approvals are on. */
+export type AppOptions = AppDeps & { slack?: SlackInteractionOptions };
 
 const HEALTH_TIMEOUT_MS = 3000;
 
@@ -32,12 +36,31 @@ async function within<T>(ms: number, p: Promise<T>): Promise<T> {
   }
 }
 
-/** The API over its dependencies: `/healthz` without a key, everything else under `/v1` with it. */
-export function createApp(deps: AppDeps): express.Express {
+/**
+ * The API over its dependencies: `/healthz` without a key, `/slack/interactions`
+ * signed by Slack, everything else under `/v1` with the key.
+ */
+export function createApp(deps: AppOptions): express.Express {
   if (!deps.apiKey) throw new Error('createApp needs an apiKey');
   const { prisma } = deps;
   const app = express();
   app.disable('x-powered-by');
+
+  // First, before any body parser: Bolt verifies Slack's signature over the raw body, which a parser
+  // running earlier would have consumed. No app-wide parser exists (the JSON one is /v1's own).
+  if (deps.slack) {
+    app.use(slackInteractions(deps.slack, commandDeps(deps)));
+  } else {
+    app.post(INTERACTIONS_PATH, (_req, _res, next) =>
+      next(
+        new HttpError(
+          404,
+          'not_found',
+          'Slack approvals are off: set SLACK_BOT_TOKEN, SLACK_SIGNING_SECRET and SLACK_CHANNEL',
+        ),
+      ),
+    );
+  }
 
   /** GET /healthz — 200 when Postgres and Temporal answer, 503 naming what is down. */
   app.get(

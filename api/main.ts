@@ -9,6 +9,7 @@ import { createPrisma } from '../db/prisma';
 import { memoryFromConfig } from '../memory';
 import { goalModels } from '../commands/goals';
 import { createModelGateway, modelsConfigured } from '../models/gateway';
+import { slackFromConfig } from '../slack';
 import { createApp } from './app';
 
 /** Without KEEL_API_KEY, a key is made once and kept in .keel/api-key so restarts keep it. */
@@ -30,7 +31,9 @@ async function run() {
   const prisma = createPrisma(config.DATABASE_URL);
   const key = apiKey(config);
   const memory = memoryFromConfig(config, prisma);
+  const slack = slackFromConfig(config, prisma);
   const app = createApp({
+    ...(slack.on ? { slack: slack.interactions } : {}),
     client,
     prisma,
     memory,
@@ -56,10 +59,19 @@ async function run() {
     const address = server.address();
     const port = typeof address === 'object' && address ? address.port : config.PORT;
     console.log(`[api] listening on http://127.0.0.1:${port} (API key from ${key.from})`);
+    console.log(
+      slack.on
+        ? `[api] Slack approvals on: posting to ${config.SLACK_CHANNEL}, ${slack.approvers.length} approver(s), interactivity at POST /slack/interactions`
+        : `[api] Slack approvals off (${slack.missing.join(', ')} not set)`,
+    );
   });
+  if (slack.on) slack.notifier.start();
   const stop = () => {
     server.close(() => {
-      void Promise.all([memory.store.close(), prisma.$disconnect(), connection.close()]).finally(() => process.exit(0));
+      // The notifier's pass in flight finishes before the database it writes to is closed.
+      void (slack.on ? slack.notifier.stop() : Promise.resolve())
+        .then(() => Promise.all([memory.store.close(), prisma.$disconnect(), connection.close()]))
+        .finally(() => process.exit(0));
     });
   };
   process.once('SIGINT', stop);

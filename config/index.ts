@@ -65,6 +65,8 @@ export const configSchema = z.object({
   SLACK_API_URL: z.string().url().default('https://slack.com/api/'),
   /** Deadline of each Slack Web API request; the client never retries, Temporal does. */
   SLACK_TIMEOUT_MS: durationMs(10_000),
+  /** How often the API looks for approvals to post to Slack and decided ones whose message to update (slack/notify.ts). */
+  SLACK_POLL_INTERVAL_MS: durationMs(3000),
   /** HMAC-SHA256 key of the `X-Keel-Signature` header on every webhook.call request (unset or empty: webhook.call fails naming it). */
   KEEL_WEBHOOK_SECRET: z.string().optional(),
   /** Deadline of each webhook.call request; a timeout is retried. */

@@ -4,8 +4,10 @@
  * the client speaks: POST /api/<method> with form-encoded (or JSON) arguments
  * and a bearer token, answering HTTP 200 `{ok: true, ...}` or
  * `{ok: false, error}`, and 429 with Retry-After for rate limits. It records
- * every call and keeps each channel's messages (with their metadata), for
- * chat.postMessage, chat.delete, conversations.history and conversations.list.
+ * every call and keeps each channel's messages (with their metadata and
+ * blocks), for chat.postMessage, chat.update, chat.delete,
+ * conversations.history and conversations.list; it keeps the modals opened
+ * with views.open and the ephemeral messages sent with chat.postEphemeral.
  */
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -21,8 +23,27 @@ export interface SlackCall {
 export interface SlackMessage {
   ts: string;
   text: string;
+  /** Block Kit blocks, as last posted or updated. */
+  blocks?: any[];
   metadata?: { event_type: string; event_payload: Record<string, unknown> };
   deleted: boolean;
+  /** How many times chat.update changed it. */
+  updates: number;
+}
+
+/** A modal opened with views.open. */
+export interface SlackView {
+  id: string;
+  triggerId: string;
+  view: any;
+}
+
+/** A message shown to one user with chat.postEphemeral. */
+export interface SlackEphemeral {
+  channel: string;
+  user: string;
+  text: string;
+  blocks?: any[];
 }
 
 export interface SlackChannel {
@@ -50,6 +71,10 @@ export interface SlackStandin {
   token: string;
   calls: SlackCall[];
   channels: SlackChannel[];
+  /** Modals opened with views.open, oldest first. */
+  views: SlackView[];
+  /** Ephemeral messages, oldest first. */
+  ephemerals: SlackEphemeral[];
   /** Calls of one method. */
   callsOf(method: string): SlackCall[];
   /** Messages that are in a channel now (not deleted), oldest first. */
@@ -92,6 +117,9 @@ export async function startSlackStandin(opts: SlackStandinOptions = {}): Promise
     messages: [],
   }));
   const calls: SlackCall[] = [];
+  const views: SlackView[] = [];
+  const ephemerals: SlackEphemeral[] = [];
+  let viewSeq = 0;
   const scripts = new Map<string, SlackScript[]>();
   let missingScopes = new Set(opts.missingScopes ?? []);
   let lastTs = 0;
@@ -111,19 +139,62 @@ export async function startSlackStandin(opts: SlackStandinOptions = {}): Promise
       const channel = byIdOrName(args.channel);
       if (!channel) return { ok: false, error: 'channel_not_found' };
       if (typeof args.text !== 'string' || args.text === '') return { ok: false, error: 'no_text' };
+      if (args.blocks !== undefined && !Array.isArray(args.blocks)) return { ok: false, error: 'invalid_blocks' };
+      if (Array.isArray(args.blocks) && args.blocks.length > 50) return { ok: false, error: 'invalid_blocks' };
       const message: SlackMessage = {
         ts: nextTs(),
         text: args.text,
+        blocks: args.blocks as any[] | undefined,
         metadata: args.metadata as SlackMessage['metadata'],
         deleted: false,
+        updates: 0,
       };
       channel.messages.push(message);
       return {
         ok: true,
         channel: channel.id,
         ts: message.ts,
-        message: { type: 'message', text: message.text, ts: message.ts, bot_id: 'B0KEEL' },
+        message: { type: 'message', text: message.text, ts: message.ts, bot_id: 'B0KEEL', blocks: message.blocks },
       };
+    },
+    'chat.update'(args) {
+      // Like Slack: the channel must be the id the message was posted to, and the ts one of its messages.
+      const channel = channels.find((c) => c.id === args.channel);
+      if (!channel) return { ok: false, error: 'channel_not_found' };
+      const message = channel.messages.find((m) => m.ts === args.ts && !m.deleted);
+      if (!message) return { ok: false, error: 'message_not_found' };
+      if (args.blocks !== undefined && !Array.isArray(args.blocks)) return { ok: false, error: 'invalid_blocks' };
+      if (Array.isArray(args.blocks) && args.blocks.length > 50) return { ok: false, error: 'invalid_blocks' };
+      if (typeof args.text === 'string') message.text = args.text;
+      if (args.blocks !== undefined) message.blocks = args.blocks as any[];
+      message.updates++;
+      return { ok: true, channel: channel.id, ts: message.ts, text: message.text };
+    },
+    'chat.postEphemeral'(args) {
+      const channel = byIdOrName(args.channel);
+      if (!channel) return { ok: false, error: 'channel_not_found' };
+      if (typeof args.user !== 'string' || args.user === '') return { ok: false, error: 'user_not_in_channel' };
+      if ((typeof args.text !== 'string' || args.text === '') && !Array.isArray(args.blocks))
+        return { ok: false, error: 'no_text' };
+      ephemerals.push({
+        channel: channel.id,
+        user: args.user,
+        text: String(args.text ?? ''),
+        blocks: args.blocks as any[] | undefined,
+      });
+      return { ok: true, message_ts: nextTs() };
+    },
+    'views.open'(args) {
+      if (typeof args.trigger_id !== 'string' || args.trigger_id === '')
+        return { ok: false, error: 'invalid_trigger_id' };
+      const view = args.view as any;
+      if (!view || typeof view !== 'object' || view.type !== 'modal') return { ok: false, error: 'invalid_arguments' };
+      if (typeof view.title?.text !== 'string' || view.title.text.length > 24)
+        return { ok: false, error: 'invalid_arguments' };
+      if (!Array.isArray(view.blocks) || view.blocks.length > 100) return { ok: false, error: 'invalid_arguments' };
+      const id = `V${String(++viewSeq).padStart(8, '0')}`;
+      views.push({ id, triggerId: args.trigger_id, view });
+      return { ok: true, view: { id, hash: `${id}-hash`, ...view, state: { values: {} } } };
     },
     'chat.delete'(args) {
       const channel = byIdOrName(args.channel);
@@ -204,6 +275,8 @@ export async function startSlackStandin(opts: SlackStandinOptions = {}): Promise
     token,
     calls,
     channels,
+    views,
+    ephemerals,
     callsOf: (method) => calls.filter((c) => c.method === method),
     messagesIn: (channelId) => channels.find((c) => c.id === channelId)?.messages.filter((m) => !m.deleted) ?? [],
     script(method, ...answers) {
