@@ -66,6 +66,8 @@ export interface ApprovalState {
   tool?: string;
   /** The hash of what the operator is shown (set once the approval is opened); a decision naming another is refused. */
   shownHash?: string;
+  /** Its opening activity has answered (runs from before this was kept leave it unset). */
+  opened?: boolean;
   title: string;
   status: ApprovalStatus;
   escalated: boolean;

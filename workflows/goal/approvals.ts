@@ -34,12 +34,10 @@ export function createApprovals(run: GoalRun) {
     if (approval.status === 'expired') return `approval ${d.approvalId} expired with no decision; nothing was applied`;
     if (approval.status !== 'pending' || decisions[d.approvalId])
       return `approval ${d.approvalId} is already ${approval.status === 'pending' ? 'decided' : approval.status}`;
-    // Bound to what the operator saw: a decision on another version of the proposal (e.g. before a replan) is refused.
-    if (d.shownHash !== undefined) {
-      if (approval.shownHash === undefined) return `approval ${d.approvalId} is still being opened; decide again`;
-      if (d.shownHash !== approval.shownHash)
-        return `approval ${d.approvalId} changed since it was shown (it now shows version ${approval.shownHash.slice(0, 12)}, the decision names ${d.shownHash.slice(0, 12)}); nothing was applied`;
-    }
+    // Bound to what the operator saw: a decision on another version of the proposal (e.g. before a replan) is
+    // refused. Until the approval is opened its hash is not known here; the update then waits for it (decide).
+    if (d.shownHash !== undefined && approval.shownHash !== undefined && d.shownHash !== approval.shownHash)
+      return `approval ${d.approvalId} changed since it was shown (it now shows version ${approval.shownHash.slice(0, 12)}, the decision names ${d.shownHash.slice(0, 12)}); nothing was applied`;
     return undefined;
   };
 
@@ -64,6 +62,13 @@ export function createApprovals(run: GoalRun) {
      * first, says where the approval stands).
      */
     async decide(d: Decision): Promise<{ approvalId: string; status: string }> {
+      const opening = state.approvals.find((a) => a.approvalId === d.approvalId);
+      if (d.shownHash !== undefined && opening && !opening.opened) {
+        // The row is visible before its opening activity has answered here: wait for the hash, then check it.
+        await condition(() => opening.opened === true || opening.status !== 'pending');
+        const problem = decisionProblem(d);
+        if (problem) throw ApplicationFailure.create({ type: 'DecisionRefused', message: problem, nonRetryable: true });
+      }
       accept(d);
       if (!patched(DECIDE_ANSWERS_WHEN_RECORDED_PATCH))
         return { approvalId: d.approvalId, status: decidedStatus(d.decision) };
@@ -100,6 +105,7 @@ export function createApprovals(run: GoalRun) {
       });
       // Runs recorded before approvals were bound to what they showed have no hash: nothing to check then.
       if (opened?.shownHash) approval.shownHash = opened.shownHash;
+      approval.opened = true;
       const decided = () => decisions[approval.approvalId] !== undefined;
       try {
         if (!(await condition(decided, settings.approvalTimeoutMs))) {
