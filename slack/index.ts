@@ -34,6 +34,8 @@ export function slackFromConfig(config: Config, prisma: Db): SlackSetup {
     web,
     channel: config.SLACK_CHANNEL!.trim(),
     intervalMs: config.SLACK_POLL_INTERVAL_MS,
+    // A claim is only taken for abandoned once its post has certainly ended (its request deadline passed).
+    claimStaleMs: Math.max(60_000, 3 * config.SLACK_TIMEOUT_MS),
   });
   const approvers = parseApprovers(config.SLACK_APPROVERS);
   return {
