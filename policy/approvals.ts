@@ -107,3 +107,14 @@ export function toolAllowed(policy: Policy, kind: string, tool: string): boolean
   const list = policy.tools[kind] ?? policy.tools['*'];
   return list === undefined || list.includes(tool);
 }
+
+/**
+ * What an approval of `tool` that nobody decided in time becomes: the
+ * policy's `onExpiry` for the tool, `reject` by default, and always `reject`
+ * for an irreversible tool (nothing irreversible happens without a person).
+ */
+export function expiryDecision(policy: Policy, tool: string): 'approve' | 'reject' {
+  const spec = toolSpec(tool);
+  if (!spec || spec.irreversible) return 'reject';
+  return policy.approve.onExpiry[tool] ?? 'reject';
+}

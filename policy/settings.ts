@@ -33,12 +33,17 @@ export const policySchema = z.strictObject({
       firstContact: z.boolean().default(true),
       /** In a goal started from outside content (an inbound email, a webhook), every step that writes memory or reaches outside waits. */
       untrusted: z.boolean().default(true),
+      /**
+       * What an approval that nobody decided in time becomes, per tool: `reject` (the default) or `approve`.
+       * An irreversible tool is always rejected on expiry, whatever this says.
+       */
+      onExpiry: z.record(z.string().trim().min(1), z.enum(['approve', 'reject'])).default({}),
       /** A step whose `amount`/`amountUsd` input is above this waits. */
       amountOverUsd: z.number().nonnegative().optional(),
       /** A step that reaches more recipients than this waits. */
       audienceOver: z.number().int().positive().optional(),
     })
-    .default({ tools: [], minRisk: 'external', firstContact: true, untrusted: true }),
+    .default({ tools: [], minRisk: 'external', firstContact: true, untrusted: true, onExpiry: {} }),
   /** When a person's no or a failed step leads to a new plan instead of ending the goal. */
   replan: z
     .strictObject({

@@ -135,3 +135,14 @@ describe('finding addresses in hostile text', () => {
     expect(emailAddresses(`${'a'.repeat(64)}@example.com`)).toEqual([`${'a'.repeat(64)}@example.com`]);
   });
 });
+
+describe('what an approval becomes on expiry', () => {
+  test('reject by default; approve where the policy says so for a reversible tool; never for an irreversible one', () => {
+    const p = policy({ approve: { onExpiry: { 'outcome.record': 'approve', 'email.send': 'approve' } } });
+    expect(expiryDecision(DEFAULT_POLICY, 'outcome.record')).toBe('reject');
+    expect(expiryDecision(p, 'outcome.record')).toBe('approve');
+    expect(expiryDecision(p, 'email.send')).toBe('reject');
+    expect(expiryDecision(p, 'budget.raise')).toBe('reject');
+    expect(() => policy({ approve: { onExpiry: { 'email.send': 'maybe' } } })).toThrow();
+  });
+});

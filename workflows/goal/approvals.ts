@@ -15,6 +15,7 @@ import {
 import { decidedStatus, isFinished, type Decision } from '../../shared/goal';
 import type { PlannedStep } from '../../shared/plan';
 import type { ApprovalState, StepState } from '../types';
+import { DEFAULT_POLICY, expiryDecision } from '../../policy';
 import type { GoalRun } from './state';
 
 /** patched() id: the decide update answers once the decision is recorded, not when it arrives. */
@@ -111,7 +112,19 @@ export function createApprovals(run: GoalRun) {
         if (!(await condition(decided, settings.approvalTimeoutMs))) {
           approval.escalated = true;
           await acts.book.escalateApproval({ approvalId: approval.approvalId, goalId: goal.goalId });
-          if (!(await condition(decided, settings.escalationTimeoutMs))) {
+          if (
+            !(await condition(decided, settings.escalationTimeoutMs)) &&
+            expiryDecision(goal.settings.policy ?? DEFAULT_POLICY, step.tool) === 'approve'
+          ) {
+            // The policy's default for this (reversible) tool: approved on expiry, and recorded as the policy's.
+            decisions[approval.approvalId] = {
+              approvalId: approval.approvalId,
+              decision: 'approve',
+              actor: 'policy:on-expiry',
+              channel: 'policy',
+            };
+          }
+          if (!decided()) {
             approval.status = 'expired';
             await acts.book.expireApproval({ approvalId: approval.approvalId, goalId: goal.goalId });
             throw ApplicationFailure.nonRetryable(
