@@ -8,7 +8,7 @@ import { APPROVAL_STATUSES } from '../shared/goal';
 import { CliError, EXIT, seg, type KeelClient } from './client';
 import type { Context } from './context';
 import { editableFields, openEditor, readEdits, renderEditFile } from './editor';
-import { indent, oneLine, print, printErr, printJson, span } from './format';
+import { indent, money, oneLine, print, printErr, printJson, span } from './format';
 import { follow, withFollowFlags } from './goals';
 import type { Approval, DecisionAnswer, Goal } from './types';
 
@@ -87,8 +87,7 @@ export function registerApprovalCommands(program: Command, ctx: Context): void {
   ).action(async (approvalId: string, o: { comment?: string; follow?: boolean; interval: number; timeout: number }) => {
     const client = ctx.client();
     const approval = await findApproval(client, approvalId);
-    const goal = await client.get<Goal>(`/v1/goals/${seg(approval.goalId)}`);
-    const tool = goal.plan.steps.find((s) => s.id === approval.stepId)?.tool;
+    const tool = approval.shown?.tool ?? (await toolOfStep(client, approval));
     const editable = await editableFields(tool);
     if (editable.length === 0) {
       throw new CliError(
@@ -115,6 +114,8 @@ export function registerApprovalCommands(program: Command, ctx: Context): void {
       decision: 'approve',
       edits: result.edits,
       ...(o.comment !== undefined ? { comment: o.comment } : {}),
+      // Bound to the version the editor showed: if the proposal changed meanwhile, the API refuses (409).
+      ...(approval.shownHash ? { shownHash: approval.shownHash } : {}),
     });
     print(
       `approval ${answer.approvalId} ${answer.status} with your changes to ${Object.keys(result.edits).join(' and ')}`,
@@ -127,7 +128,7 @@ export function registerApprovalCommands(program: Command, ctx: Context): void {
 function decide(
   client: KeelClient,
   approvalId: string,
-  body: { decision: 'approve' | 'reject'; edits?: Record<string, string>; comment?: string },
+  body: { decision: 'approve' | 'reject'; edits?: Record<string, string>; comment?: string; shownHash?: string },
 ): Promise<DecisionAnswer> {
   return client.post<DecisionAnswer>(`/v1/approvals/${seg(approvalId)}/decision`, body, {
     'idempotency-key': randomUUID(),
@@ -142,6 +143,12 @@ async function findApproval(client: KeelClient, approvalId: string): Promise<App
   return found;
 }
 
+/** The tool of an approval's step, for an API whose approvals do not name it. */
+async function toolOfStep(client: KeelClient, approval: Approval): Promise<string | undefined> {
+  const goal = await client.get<Goal>(`/v1/goals/${seg(approval.goalId)}`);
+  return goal.plan.steps.find((s) => s.id === approval.stepId)?.tool;
+}
+
 /**
  * Groups from the API (`groupBy=kind`); an API that does not group yet answers
  * a flat list, grouped here by the tool of each approval's step.
@@ -153,14 +160,9 @@ async function groupsByKind(client: KeelClient, query: Record<string, string | n
   });
   if (answer.groups) return answer.groups;
   const list = answer.approvals ?? [];
-  const tools = new Map<string, Map<string, string>>();
-  for (const goalId of new Set(list.map((a) => a.goalId))) {
-    const goal = await client.get<Goal>(`/v1/goals/${seg(goalId)}`);
-    tools.set(goalId, new Map(goal.plan.steps.map((s) => [s.id, s.tool])));
-  }
   const groups = new Map<string, Approval[]>();
   for (const a of list) {
-    const kind = tools.get(a.goalId)?.get(a.stepId) ?? 'other';
+    const kind = a.shown?.tool ?? (await toolOfStep(client, a)) ?? 'other';
     groups.set(kind, [...(groups.get(kind) ?? []), a]);
   }
   return [...groups].map(([kind, approvals]) => ({ kind, approvals }));
@@ -177,6 +179,8 @@ function approvalText(a: Approval): string {
       : []),
     ...(a.decidedAt ? [`${a.status} by ${a.actor ?? '?'} ${span(a.decidedAt, now)} ago`] : []),
     ...(a.escalated ? ['escalated'] : []),
+    ...(a.shown?.risk ? [`risk ${a.shown.risk}`] : []),
+    ...(typeof a.shown?.costSoFarUsd === 'number' ? [`cost so far ${money(a.shown.costSoFarUsd)}`] : []),
   ];
   const lines = [`${a.approvalId}  ${a.summary}`, `  ${facts.join(' · ')}`];
   if (a.rationale) lines.push(`  why: ${oneLine(a.rationale, 160)}`);

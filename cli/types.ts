@@ -49,6 +49,11 @@ export interface Approval {
   decision?: string;
   actor?: string;
   comment?: string;
+  /** Exactly what the operator is shown (tool, risk, cost so far, provenance), and its hash, which a decision may name. */
+  shown?: { tool?: string; risk?: string; costSoFarUsd?: number; [k: string]: unknown };
+  shownHash?: string;
+  decidedHash?: string;
+  channel?: string;
 }
 
 export interface Goal extends GoalSummary {

@@ -122,6 +122,7 @@ describe('a goal from start to finish', () => {
     expect(text.stdout).toContain(`Send an email to ${to}`);
     expect(text.stdout).toContain(`goal ${goalId}`);
     expect(text.stdout).toMatch(/expires in \d+/);
+    expect(text.stdout).toMatch(/risk external · cost so far \$/);
 
     const json = await keel(['approvals', 'list', '--json']);
     expect(json.code).toBe(0);
@@ -280,7 +281,10 @@ describe('editing in $EDITOR', () => {
     expect(shown).toContain(`#   to: ${to}  (not editable)`);
     expect(shown).toMatch(/^--- subject ---\n.+\n--- body ---\n/m);
 
-    await engine.waitForGoal(goalId, (g) => g.status === 'completed');
+    const goal = await engine.waitForGoal(goalId, (g) => g.status === 'completed');
+    // The decision names the version the editor showed.
+    expect(goal.approvals[0].decidedHash).toBe(goal.approvals[0].shownHash);
+    expect(goal.approvals[0].shownHash).toMatch(/^[0-9a-f]{64}$/);
     const sent = sentTo(to);
     expect(sent).toHaveLength(1);
     expect(sent[0].subject).toBe('Thank you, from the CLI');
