@@ -4,7 +4,14 @@
  * had: irreversible and external steps wait, nothing else does.
  */
 import { loadConfig } from '../../config';
-import { approvalReasons, emailAddresses, requiresApproval, stepRecipients, toolAllowed } from '../../policy/approvals';
+import {
+  approvalReasons,
+  emailAddresses,
+  expiryDecision,
+  requiresApproval,
+  stepRecipients,
+  toolAllowed,
+} from '../../policy/approvals';
 import { DEFAULT_POLICY, policySchema, type Policy } from '../../policy/settings';
 import type { PlanStep } from '../../shared/plan';
 import { TOOLS } from '../../tools/registry';
