@@ -144,6 +144,12 @@ export function goalRoutes(deps: AppDeps): Router {
         }),
         prisma.event.findMany({ where: { goalId: goal.id, type: 'step.completed' }, orderBy: { seq: 'asc' } }),
       ]);
+      // The memories the actions used, with their text, so an explanation says what Keel relied on.
+      const usedIds = [...new Set(steps.flatMap((st) => st.memoryIds))];
+      const memoryRows = usedIds.length
+        ? await prisma.memoryItem.findMany({ where: { id: { in: usedIds } }, select: { id: true, text: true } })
+        : [];
+      const memoryText = new Map(memoryRows.map((m) => [m.id, m.text]));
       // What each model step's prompt left out to fit its context window (the latest completion wins).
       const prompts = new Map<string, unknown>();
       for (const e of completions) {
@@ -166,6 +172,8 @@ export function goalRoutes(deps: AppDeps): Router {
           model: s.model ?? undefined,
           promptHash: s.promptHash ?? undefined,
           memoryUsed: s.memoryIds,
+          // Ids with their text (canonical facts such as `contact:…` are named by id only).
+          memory: s.memoryIds.map((id) => ({ id, ...(memoryText.has(id) ? { text: memoryText.get(id) } : {}) })),
           prompt: prompts.get(s.stepId),
           approvals: approvals.filter((a) => a.stepId === s.stepId).map(approvalView),
           sideEffects: effects

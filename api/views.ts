@@ -29,6 +29,7 @@ export function approvalView(a: {
   proposed: unknown;
   status: string;
   decision: string | null;
+  edits?: unknown;
   comment: string | null;
   actor: string | null;
   escalated: boolean;
@@ -60,6 +61,7 @@ export function approvalView(a: {
           decision: a.decision,
           actor: a.actor,
           comment: a.comment ?? undefined,
+          ...(a.edits ? { edits: a.edits } : {}),
           ...(a.channel ? { channel: a.channel } : {}),
           ...(a.decidedHash ? { decidedHash: a.decidedHash } : {}),
         }

@@ -417,8 +417,18 @@ describe('GET /v1/goals/:id/explain', () => {
         decision: 'approve',
         comment: 'ship it',
         actor: 'operator:test',
+        channel: 'api',
+        // What the operator saw, and that the decision was on exactly that.
+        shownHash: approval.shownHash,
+        decidedHash: approval.shownHash,
+        shown: expect.objectContaining({ summary: approval.summary, tool: 'email.send' }),
       }),
     ]);
+    // The memories an action used are named with their text.
+    const recall = actions.find((a) => a.what.startsWith('memory.recall'));
+    expect(recall.memory.map((m: any) => m.id)).toEqual(recall.memoryUsed);
+    for (const m of recall.memory.filter((x: any) => !/^(contact|goal):/.test(x.id)))
+      expect(typeof m.text).toBe('string');
     expect(send.sideEffects).toEqual([
       expect.objectContaining({ kind: expect.any(String), status: 'committed', idempotencyKey: `goal-${goalId}:send` }),
     ]);
