@@ -8,7 +8,7 @@
  */
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -37,13 +37,17 @@ interface CliRun {
 }
 
 /** Runs the CLI to the end, asynchronously: the API it talks to is served by this very process. */
-function keel(args: string[], env: Record<string, string | undefined> = {}, timeoutMs = 90_000): Promise<CliRun> {
+function keel(
+  args: string[],
+  env: Record<string, string | undefined> = {},
+  { timeoutMs = 90_000, cwd = scratch }: { timeoutMs?: number; cwd?: string } = {},
+): Promise<CliRun> {
   return new Promise((resolve, reject) => {
     const inherited = Object.fromEntries(
       Object.entries(process.env).filter(([k]) => !/^(KEEL_|EDITOR|VISUAL)/.test(k)),
     );
     const child = spawn(process.execPath, [BIN, ...args], {
-      cwd: scratch,
+      cwd,
       env: { ...inherited, KEEL_URL: engine.apiUrl, KEEL_API_KEY: engine.apiKey, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
@@ -340,6 +344,16 @@ describe('errors', () => {
     const none = await keel(['approvals', 'list'], { KEEL_API_KEY: undefined });
     expect(none.code).toBe(4);
     expect(none.stderr).toContain('KEEL_API_KEY is not set');
+  });
+
+  test('without KEEL_API_KEY, an API on this machine gets the key npm start keeps in .keel/api-key', async () => {
+    const checkout = mkdtempSync(path.join(scratch, 'checkout-'));
+    mkdirSync(path.join(checkout, '.keel'));
+    writeFileSync(path.join(checkout, '.keel', 'api-key'), `${engine.apiKey}\n`);
+    const run = await keel(['goal', 'list', '--json'], { KEEL_API_KEY: undefined }, { cwd: checkout });
+    expect(run.stderr).toBe('');
+    expect(run.code).toBe(0);
+    expect(Array.isArray(JSON.parse(run.stdout).goals)).toBe(true);
   });
 
   test('404 and 400 carry the API’s own message; exit code 1', async () => {
