@@ -16,11 +16,12 @@ import { triggerRoutes } from './triggers';
 import { bearerAuth, jsonBody, rejectHostileInput } from './middleware';
 import { commandDeps, type AppDeps } from './types';
 import { INTERACTIONS_PATH, slackInteractions, type SlackInteractionOptions } from '../slack/app';
+import { inboxRoutes, type InboxOptions } from '../inbox/routes';
 
 export type { AppDeps } from './types';
 
 /** The API's dependencies, and Slack's interactivity when Slack approvals are on. */
-export type AppOptions = AppDeps & { slack?: SlackInteractionOptions };
+export type AppOptions = AppDeps & { slack?: SlackInteractionOptions; inbox?: InboxOptions };
 
 const HEALTH_TIMEOUT_MS = 3000;
 
@@ -38,7 +39,8 @@ async function within<T>(ms: number, p: Promise<T>): Promise<T> {
 
 /**
  * The API over its dependencies: `/healthz` without a key, `/slack/interactions`
- * signed by Slack, everything else under `/v1` with the key.
+ * signed by Slack, `/inbox` (pages) behind its session cookie, everything else
+ * under `/v1` with the key.
  */
 export function createApp(deps: AppOptions): express.Express {
   if (!deps.apiKey) throw new Error('createApp needs an apiKey');
@@ -102,6 +104,8 @@ export function createApp(deps: AppOptions): express.Express {
   v1.use(metricsRoutes(deps));
 
   app.use('/v1', v1);
+  // The approval inbox's pages: its own form parser, and its session cookie instead of the bearer key.
+  app.use('/inbox', inboxRoutes(deps, deps.inbox));
   app.use((req, _res, next) => next(new HttpError(404, 'not_found', `no route ${req.method} ${req.path}`)));
   app.use(errorHandler);
   return app;

@@ -168,6 +168,28 @@ async function ensureTemporalCli(done) {
   }
 }
 
+const CHROMIUM = '/usr/bin/chromium';
+
+/**
+ * The browser the inbox's end-to-end test drives (playwright-core never downloads one here): Debian's
+ * chromium, installed with apt-get only when /usr/bin/chromium is absent.
+ */
+function ensureChromium(done) {
+  if (fs.existsSync(CHROMIUM)) return;
+  if (process.platform !== 'linux' || !fs.existsSync('/usr/bin/apt-get')) {
+    throw new SetupError(`${CHROMIUM} is missing and there is no apt-get here: install Chromium at that path`);
+  }
+  // As root (CI, these machines) apt-get itself; otherwise through sudo.
+  const aptGet = typeof process.getuid === 'function' && process.getuid() !== 0 ? ['sudo', 'apt-get'] : ['apt-get'];
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  say(`${CHROMIUM} is missing: running ${aptGet.join(' ')} update`);
+  run(aptGet[0], [...aptGet.slice(1), 'update'], env);
+  say(`installing Debian's chromium: ${aptGet.join(' ')} install -y chromium`);
+  run(aptGet[0], [...aptGet.slice(1), 'install', '-y', 'chromium'], env);
+  if (!fs.existsSync(CHROMIUM)) throw new SetupError(`apt-get installed chromium but ${CHROMIUM} is still missing`);
+  done.push(`installed Debian's chromium (${CHROMIUM})`);
+}
+
 async function main() {
   const started = Date.now();
   const purpose = parsePurpose(process.argv.slice(2));
@@ -179,6 +201,7 @@ async function main() {
   if (purpose === 'test' || (purpose === 'start' && !process.env.TEMPORAL_ADDRESS)) {
     await ensureTemporalCli(done);
   }
+  if (purpose === 'test') ensureChromium(done);
   const summary = done.length ? done.join('; ') : 'nothing to do';
   say(`${summary} (${Date.now() - started} ms)`);
 }
