@@ -26,7 +26,20 @@ import type { WebClient } from '@slack/web-api';
 import type { Db } from '../db/prisma';
 import { chunkForMessages, messageFor, type SlackApproval } from './blocks';
 import { certainlyRefused, describeSlackError, platformError } from './client';
-import { claim, loadMessage, markPosted, markShown, outdated, reclaim, release, staleClaims, unposted } from './store';
+import {
+  claim,
+  loadMessage,
+  markPosted,
+  claimReminder,
+  markShown,
+  outdated,
+  reclaim,
+  release,
+  releaseReminder,
+  staleClaims,
+  unposted,
+  unreminded,
+} from './store';
 
 /** The metadata event type of Keel's approval messages; the payload's `key` is the message key. */
 export const APPROVAL_MESSAGE_EVENT = 'keel_approval';
@@ -72,6 +85,8 @@ export interface SyncReport {
   posted: number;
   recovered: number;
   updated: number;
+  /** Reminders sent for escalated approvals. */
+  reminded: number;
 }
 
 export interface SlackNotifier {
@@ -254,11 +269,41 @@ export function createSlackNotifier(opts: SlackNotifierOptions): SlackNotifier {
     return updated;
   }
 
+  /**
+   * Approvals still waiting after their first deadline (the workflow flags them escalated): one reminder,
+   * a reply in the message's thread that is also shown in the channel, so the buttons above are found again.
+   */
+  async function remindEscalated(): Promise<number> {
+    let reminded = 0;
+    for (const key of await unreminded(prisma, batch)) {
+      const message = await loadMessage(prisma, key);
+      if (!message?.ts) continue;
+      const waiting = message.approvals.filter((a) => a.status === 'pending');
+      if (waiting.length === 0) continue;
+      const text =
+        waiting.length === 1
+          ? `Reminder: still waiting for a decision on "${waiting[0].summary}"`
+          : `Reminder: ${waiting.length} approvals here are still waiting for a decision`;
+      // Claimed first, so two API processes never both remind; given back if Slack did not take it.
+      if (!(await claimReminder(prisma, key))) continue;
+      try {
+        await web.chat.postMessage({ channel: message.channel, thread_ts: message.ts, reply_broadcast: true, text });
+      } catch (err) {
+        log(`reminding of approval message ${key} failed: ${describeSlackError(err)}`);
+        await releaseReminder(prisma, key);
+        continue;
+      }
+      reminded++;
+    }
+    return reminded;
+  }
+
   async function sync(): Promise<SyncReport> {
     const posted = await postNew();
     const recovered = await recover();
     const updated = await updateDecided();
-    return { posted, recovered, updated };
+    const reminded = await remindEscalated();
+    return { posted, recovered, updated, reminded };
   }
 
   let timer: NodeJS.Timeout | undefined;

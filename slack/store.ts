@@ -192,3 +192,30 @@ export async function markShown(prisma: Db, shown: { approvalId: string; status:
     ),
   );
 }
+
+/** Keys of posted messages showing an approval that was escalated (its first deadline passed) and not yet reminded of. */
+export async function unreminded(prisma: Db, limit: number): Promise<string[]> {
+  const rows = await prisma.slackMessage.findMany({
+    where: { ts: { not: null }, remindedAt: null, approval: { status: 'pending', escalated: true } },
+    distinct: ['messageKey'],
+    select: { messageKey: true },
+    take: limit,
+  });
+  return rows.map((r) => r.messageKey);
+}
+
+/**
+ * Claims a message's reminder before it is sent: true for exactly one caller across processes (the row is
+ * marked reminded in one statement); {@link releaseReminder} gives it back when sending failed.
+ */
+export async function claimReminder(prisma: Db, key: string): Promise<boolean> {
+  const taken = await prisma.slackMessage.updateMany({
+    where: { messageKey: key, remindedAt: null },
+    data: { remindedAt: new Date() },
+  });
+  return taken.count > 0;
+}
+
+export async function releaseReminder(prisma: Db, key: string): Promise<void> {
+  await prisma.slackMessage.updateMany({ where: { messageKey: key }, data: { remindedAt: null } });
+}
