@@ -225,10 +225,10 @@ function printExplanation(e: Explanation): void {
     if (inputs) lines.push(`With: ${inputs}`);
     if (a.model) lines.push(`Model: ${a.model}${a.promptHash ? `, prompt ${a.promptHash.slice(0, 16)}` : ''}`);
     else if (a.promptHash) lines.push(`Prompt: ${a.promptHash.slice(0, 16)}`);
-    if (a.memoryUsed?.length) {
-      lines.push(
-        `Memory used: ${a.memoryUsed.length} item${a.memoryUsed.length === 1 ? '' : 's'} (${a.memoryUsed.join(', ')})`,
-      );
+    const memory: { id: string; text?: string }[] | undefined = a.memory ?? a.memoryUsed?.map((id) => ({ id }));
+    if (memory?.length) {
+      lines.push(`Memory used (${memory.length}):`);
+      for (const m of memory) lines.push(`  - ${m.text ? `"${oneLine(m.text, 120)}" (${m.id})` : m.id}`);
     }
     for (const ap of a.approvals ?? []) lines.push(approvalSentence(ap));
     for (const s of a.sideEffects ?? []) {
@@ -262,8 +262,13 @@ function approvalSentence(a: Approval): string {
   if (a.status === 'pending') return `Approval: waiting for you (${a.approvalId}): ${a.summary}`;
   const who = a.actor ? ` by ${a.actor}` : '';
   const at = a.decidedAt ? ` at ${when(a.decidedAt)}` : '';
+  const through = a.channel ? ` through ${a.channel}` : '';
+  const edited =
+    a.edits && typeof a.edits === 'object' && Object.keys(a.edits).length
+      ? `, with edits to ${Object.keys(a.edits).join(' and ')}`
+      : '';
   const comment = a.comment ? `, saying "${oneLine(a.comment, 160)}"` : '';
-  return `Approval: ${a.status}${who}${at}${comment}; they were shown: ${a.summary}`;
+  return `Approval: ${a.status}${who}${at}${through}${edited}${comment}; they were shown: ${a.summary}`;
 }
 
 function printPlans(h: PlanHistory): void {

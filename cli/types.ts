@@ -54,6 +54,8 @@ export interface Approval {
   shownHash?: string;
   decidedHash?: string;
   channel?: string;
+  /** The fields a person changed when approving. */
+  edits?: Record<string, unknown>;
 }
 
 export interface Goal extends GoalSummary {
@@ -85,6 +87,8 @@ export interface ExplainAction {
   model?: string;
   promptHash?: string;
   memoryUsed?: string[];
+  /** The memories used with their text (canonical facts such as `contact:…` by id only). */
+  memory?: { id: string; text?: string }[];
   prompt?: unknown;
   approvals?: Approval[];
   sideEffects?: { kind: string; status: string; idempotencyKey: string; attempts?: number; result?: unknown }[];

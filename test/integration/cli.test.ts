@@ -168,7 +168,7 @@ describe('a goal from start to finish', () => {
     expect(text).toMatch(/^1\. .+ — completed$/m);
     expect(text).toMatch(/^ {3}Why: .+/m);
     expect(text).toMatch(/^ {3}With: .*to=/m);
-    expect(text).toMatch(new RegExp(`Approval: approved by operator:test at .*, saying "looks good"`));
+    expect(text).toMatch(/Approval: approved by operator:test at .*, saying "looks good"/);
     expect(text).toMatch(/^Plan v1 accepted \(by .+\) at .+: /m);
     expect(text).toMatch(/Side effect: email\.send committed \(key \S+; .*messageId=</);
     expect(text).toContain('draft=(from step draft)');
@@ -236,6 +236,12 @@ describe('editing in $EDITOR', () => {
   let approvalId: string;
 
   beforeAll(async () => {
+    // Something to recall, so the explanation has a memory to name.
+    const saved = await engine.http('POST', '/v1/memory', {
+      text: 'Cy prefers short notes, signed with a first name',
+      subject: `contact:${to}`,
+    });
+    expect(saved.status).toBe(201);
     const start = await keel(['goal', 'start', `Email ${to} a thank-you note for the referral`, '--no-follow']);
     goalId = startedGoalId(start);
     approvalId = (await pendingApprovalOf(goalId)).approvalId;
@@ -293,6 +299,15 @@ describe('editing in $EDITOR', () => {
     expect(sent).toHaveLength(1);
     expect(sent[0].subject).toBe('Thank you, from the CLI');
     expect(sent[0].raw).toContain('This body was edited in the CLI test.');
+
+    const explained = await keel(['goal', 'explain', goalId]);
+    expect(explained.code).toBe(0);
+    expect(explained.stdout).toMatch(
+      /Memory used \(\d+\):\n {5}- "Cy prefers short notes, signed with a first name" \(/,
+    );
+    expect(explained.stdout).toMatch(
+      /Approval: approved by operator:test at .* through api, with edits to (subject and body|body and subject);/,
+    );
   });
 
   test('an approval already decided cannot be edited', async () => {
