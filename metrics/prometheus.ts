@@ -171,10 +171,17 @@ export function createPrometheusMetrics(load: () => Promise<MetricsSnapshot>): P
   gauge('keel_approvals', 'Approvals by status.', ['status'], (s) =>
     Object.entries(s.approvals.byStatus).map(([status, value]) => ({ labels: { status }, value })),
   );
-  counter('keel_approval_decisions_total', 'Decisions people made, by decision.', ['decision'], (s) => [
-    { labels: { decision: 'approve' }, value: s.approvals.decisions.approve },
-    { labels: { decision: 'reject' }, value: s.approvals.decisions.reject },
-  ]);
+  counter(
+    'keel_approval_decisions_total',
+    'Decisions by decision and by whom: a person, or the policy (its default on expiry).',
+    ['decision', 'by'],
+    (s) => [
+      { labels: { decision: 'approve', by: 'person' }, value: s.approvals.decisions.approve },
+      { labels: { decision: 'reject', by: 'person' }, value: s.approvals.decisions.reject },
+      { labels: { decision: 'approve', by: 'policy' }, value: s.approvals.policyDecisions.approve },
+      { labels: { decision: 'reject', by: 'policy' }, value: s.approvals.policyDecisions.reject },
+    ],
+  );
   counter('keel_approval_edits_total', 'Approvals approved with edits.', [], (s) => one(s.approvals.edits));
   histogram(
     'keel_approval_latency_seconds',
@@ -183,13 +190,13 @@ export function createPrometheusMetrics(load: () => Promise<MetricsSnapshot>): P
     APPROVAL_LATENCY_BUCKETS,
     (s) => Object.entries(s.approvals.latencySeconds).map(([status, counts]) => ({ labels: { status }, counts })),
   );
-  gauge('keel_human_decisions_per_committed_outcome', 'Decisions per completed goal.', [], (s) =>
+  gauge('keel_human_decisions_per_committed_outcome', "People's decisions per completed goal.", [], (s) =>
     one(s.humanIntervention.decisionsPerCommittedOutcome),
   );
   gauge('keel_human_edits_per_approval', 'Approvals approved with edits per approval approved.', [], (s) =>
     one(s.humanIntervention.editsPerApproval),
   );
-  gauge('keel_human_intervention_ratio', 'Decisions per step run.', [], (s) => one(s.humanIntervention.ratio));
+  gauge('keel_human_intervention_ratio', "People's decisions per step run.", [], (s) => one(s.humanIntervention.ratio));
   counter('keel_steps_run_total', 'Steps that ran (completed, including those later compensated).', [], (s) =>
     one(s.humanIntervention.actions),
   );

@@ -54,8 +54,10 @@ export interface MetricsSnapshot {
   };
   approvals: {
     byStatus: Record<string, number>;
-    /** Decisions a person made: approvals now `approved` or `rejected`. */
+    /** Decisions a person made: approvals now `approved` or `rejected`, not by the policy. */
     decisions: { approve: number; reject: number };
+    /** Decisions the policy made for nobody (its default on expiry): not human intervention. */
+    policyDecisions: { approve: number; reject: number };
     /** Approvals approved with edits. */
     edits: number;
     /** Created to decided (or expired, or cancelled), in seconds, by the status it ended in. */
@@ -164,6 +166,7 @@ interface GoalRow {
 }
 interface ApprovalRow {
   status: string;
+  by: 'person' | 'policy';
   n: number;
   edits: number;
 }
@@ -203,10 +206,13 @@ export async function readMetrics({ prisma, memory, tiers }: MetricsSources): Pr
       SELECT status, count(*)::int AS n, coalesce(sum(plan_churn), 0)::int AS churn,
              coalesce(sum(cost_usd), 0)::float8 AS usd
         FROM goals GROUP BY status`,
+    // Who decided: the policy's default on expiry is recorded through the `policy` channel as `policy:…`.
     prisma.$queryRaw<ApprovalRow[]>`
-      SELECT status, count(*)::int AS n,
+      SELECT status,
+             CASE WHEN channel = 'policy' OR actor LIKE 'policy:%' THEN 'policy' ELSE 'person' END AS by,
+             count(*)::int AS n,
              (count(*) FILTER (WHERE edits IS NOT NULL AND edits <> 'null'::jsonb AND edits <> '{}'::jsonb))::int AS edits
-        FROM approvals GROUP BY status`,
+        FROM approvals GROUP BY 1, 2`,
     prisma.$queryRaw<{ n: number }[]>`
       SELECT count(*)::int AS n FROM steps WHERE status IN ('completed', 'compensated')`,
     prisma.$queryRaw<ModelRow[]>`
@@ -248,13 +254,15 @@ export async function readMetrics({ prisma, memory, tiers }: MetricsSources): Pr
     usd += r.usd;
   }
   const approvalsByStatus: Record<string, number> = Object.fromEntries(APPROVAL_STATUSES.map((s) => [s, 0]));
+  const decided = { person: { approve: 0, reject: 0 }, policy: { approve: 0, reject: 0 } };
   let edits = 0;
   for (const r of approvalRows) {
-    approvalsByStatus[r.status] = r.n;
-    edits += r.edits;
+    approvalsByStatus[r.status] = (approvalsByStatus[r.status] ?? 0) + r.n;
+    if (r.by === 'person') edits += r.edits;
+    if (r.status === 'approved') decided[r.by].approve += r.n;
+    if (r.status === 'rejected') decided[r.by].reject += r.n;
   }
-  const approve = approvalsByStatus.approved ?? 0;
-  const reject = approvalsByStatus.rejected ?? 0;
+  const { approve, reject } = decided.person;
   const decisions = approve + reject;
   const committedOutcomes = goalsByStatus.completed ?? 0;
   const actions = stepsRun?.n ?? 0;
@@ -269,6 +277,7 @@ export async function readMetrics({ prisma, memory, tiers }: MetricsSources): Pr
     approvals: {
       byStatus: approvalsByStatus,
       decisions: { approve, reject },
+      policyDecisions: decided.policy,
       edits,
       // Every status an approval ends in, so a dashboard has a series before the first one does.
       latencySeconds: Object.fromEntries(

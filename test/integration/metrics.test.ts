@@ -203,14 +203,16 @@ test('two goals (one approved with edits, one rejected) move every metric, and b
   expect(moved('keel_goals_created_total')).toBe(2);
 
   // Decisions, edits and the ratios that follow from them.
-  expect(moved('keel_approval_decisions_total', { decision: 'approve' })).toBe(1);
-  expect(moved('keel_approval_decisions_total', { decision: 'reject' })).toBe(1);
+  expect(moved('keel_approval_decisions_total', { decision: 'approve', by: 'person' })).toBe(1);
+  expect(moved('keel_approval_decisions_total', { decision: 'reject', by: 'person' })).toBe(1);
+  expect(moved('keel_approval_decisions_total', { decision: 'reject', by: 'policy' })).toBe(0);
   expect(moved('keel_approval_edits_total')).toBe(1);
   expect(moved('keel_approvals', { status: 'approved' })).toBe(1);
   expect(moved('keel_approvals', { status: 'rejected' })).toBe(1);
   const approvals = await engine.db.prisma.approval.findMany();
   const count = (pred: (a: (typeof approvals)[number]) => boolean) => approvals.filter(pred).length;
-  const decisions = count((a) => a.status === 'approved' || a.status === 'rejected');
+  // People's decisions: the policy's default on expiry (channel `policy`) is not an intervention.
+  const decisions = count((a) => (a.status === 'approved' || a.status === 'rejected') && a.channel !== 'policy');
   const completed = await engine.db.prisma.goal.count({ where: { status: 'completed' } });
   const edited = count((a) => a.status === 'approved' && a.edits !== null);
   expect(after.get('keel_human_decisions_per_committed_outcome')).toBeCloseTo(decisions / completed, 12);
@@ -274,7 +276,12 @@ test('two goals (one approved with edits, one rejected) move every metric, and b
   expect(after.get('keel_plan_replans_total')).toBe(m.planChurn.replans);
   expect(after.get('keel_plan_churn_per_goal')).toBeCloseTo(m.planChurn.perGoal, 12);
   expect(after.get('keel_goal_plan_churn_count')).toBe(m.planChurnPerGoal.count);
-  expect(after.get('keel_approval_decisions_total', { decision: 'approve' })).toBe(m.approvals.decisions.approve);
+  expect(after.get('keel_approval_decisions_total', { decision: 'approve', by: 'person' })).toBe(
+    m.approvals.decisions.approve,
+  );
+  expect(after.get('keel_approval_decisions_total', { decision: 'reject', by: 'policy' })).toBe(
+    m.approvals.policyDecisions.reject,
+  );
   expect(after.get('keel_approval_edits_total')).toBe(m.humanInterventionRatio.edits);
   expect(after.get('keel_human_intervention_ratio')).toBeCloseTo(m.humanInterventionRatio.ratio, 12);
   expect(after.get('keel_human_decisions_per_committed_outcome')).toBeCloseTo(
