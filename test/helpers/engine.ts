@@ -149,6 +149,10 @@ type AppDeps = Parameters<typeof createApp>[0];
 export async function serveApp(app: ReturnType<typeof createApp>): Promise<ServedApi> {
   const server: Server = await new Promise((resolve) => {
     const s = app.listen(0, '127.0.0.1', () => resolve(s));
+    // The test's own fetch reuses idle sockets; with Node's 5 s server keep-alive, a test process starved for
+    // seconds (2 shared cores) could reuse a socket the server was closing at that moment (ECONNRESET).
+    s.keepAliveTimeout = 65_000;
+    s.headersTimeout = 66_000;
   });
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
