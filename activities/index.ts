@@ -38,6 +38,8 @@ export interface ActivityDeps {
   models?: ModelGateway;
   /** Proposes plans; by default the model planner when `models` is set, else the offline planner. */
   planner?: (input: PlanGoalInput) => Promise<ProposedPlan>;
+  /** KEEL_TRUST_SUGGEST_AFTER: unedited approvals before a trust rule is suggested. */
+  trustSuggestAfter?: number;
   /** Connector rate limits (KEEL_POLICY `rateLimits`), counted in PostgreSQL across workers. */
   rateLimits?: ToolDeps['rateLimits'];
   /** The model output cache's options (KEEL_MODEL_CACHE_FRESH), or false when KEEL_MODEL_CACHE=off; on by default. */
@@ -69,7 +71,7 @@ export function createActivities(given: ActivityDeps) {
       return { ...plan, knownRecipients: await knownRecipients(deps.prisma, plan.steps) };
     },
     ...createGoalStateActivities(deps.prisma),
-    ...createApprovalActivities(deps.prisma, deps.memory),
+    ...createApprovalActivities(deps.prisma, deps.memory, { trustSuggestAfter: deps.trustSuggestAfter }),
     ...createToolActivities(deps),
     ...createCompactionActivities({ prisma: deps.prisma, memory: deps.memory }),
     /** After a goal ends: the episodic memory of what happened. */

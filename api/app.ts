@@ -13,6 +13,7 @@ import { goalRoutes } from './goals';
 import { memoryRoutes } from './memory';
 import { metricsRoutes, prometheusRoute } from './metrics';
 import { triggerRoutes } from './triggers';
+import { trustRoutes } from './trust';
 import { bearerAuth, jsonBody, rejectHostileInput } from './middleware';
 import { commandDeps, type AppDeps } from './types';
 import { INTERACTIONS_PATH, slackInteractions, type SlackInteractionOptions } from '../slack/app';
@@ -102,6 +103,7 @@ export function createApp(deps: AppOptions): express.Express {
   v1.use(eventRoutes(deps));
   v1.use(triggerRoutes(deps));
   v1.use(metricsRoutes(deps));
+  v1.use(trustRoutes(deps));
 
   app.use('/v1', v1);
   // The approval inbox's pages: its own form parser, and its session cookie instead of the bearer key.

@@ -18,6 +18,8 @@ export const configSchema = z.object({
   KEEL_SMTP_FROM: z.string().default('Keel <keel@localhost>'),
   KEEL_OUTBOX_DIR: z.string().default('.keel/outbox'),
   KEEL_APPROVAL_TIMEOUT_MS: durationMs(24 * 60 * 60 * 1000),
+  /** Unedited approvals of one tool to one audience before Keel suggests a trust rule for them (0: never). */
+  KEEL_TRUST_SUGGEST_AFTER: z.coerce.number().int().min(0).max(1000).default(3),
   KEEL_ESCALATION_TIMEOUT_MS: durationMs(24 * 60 * 60 * 1000),
   KEEL_CONNECTOR_HEARTBEAT_MS: durationMs(30_000),
   KEEL_MAX_REPLANS: z.coerce.number().int().min(0).max(10).default(2),

@@ -206,10 +206,12 @@ export async function readMetrics({ prisma, memory, tiers }: MetricsSources): Pr
       SELECT status, count(*)::int AS n, coalesce(sum(plan_churn), 0)::int AS churn,
              coalesce(sum(cost_usd), 0)::float8 AS usd
         FROM goals GROUP BY status`,
-    // Who decided: the policy's default on expiry is recorded through the `policy` channel as `policy:…`.
+    // Who decided: the policy's default on expiry (channel `policy`, actor `policy:…`) and the trust rules the
+    // operator accepted (channel `rule`, actor `rule:…`) are not a person's decisions.
     prisma.$queryRaw<ApprovalRow[]>`
       SELECT status,
-             CASE WHEN channel = 'policy' OR actor LIKE 'policy:%' THEN 'policy' ELSE 'person' END AS by,
+             CASE WHEN channel IN ('policy', 'rule') OR actor LIKE 'policy:%' OR actor LIKE 'rule:%'
+                  THEN 'policy' ELSE 'person' END AS by,
              count(*)::int AS n,
              (count(*) FILTER (WHERE edits IS NOT NULL AND edits <> 'null'::jsonb AND edits <> '{}'::jsonb))::int AS edits
         FROM approvals GROUP BY 1, 2`,

@@ -106,6 +106,8 @@ export interface OpenApprovalInput {
 /** What opening an approval tells the workflow: the hash of what the operator is shown. */
 export interface OpenApprovalResult {
   shownHash: string;
+  /** An accepted trust rule covers this step: the workflow records it approved by the rule. */
+  autoApprovedBy?: { ruleId: string; text: string };
 }
 
 /** What the workflow records when a decision arrives. */

@@ -12,6 +12,7 @@ import type {
   RecordDecisionInput,
   RecordDecisionResult,
 } from '../shared/activity-io';
+import { acceptedRuleFor, suggestAfterApproval } from '../trust/store';
 import { loadArtifact, saveArtifact } from './artifacts';
 import { appendEvents, json, type DbTx } from './events';
 
@@ -69,13 +70,27 @@ export function checkEdits(
     : { ok: false, problem: describeIssues(parsed.error, 'edits') };
 }
 
-export function createApprovalActivities(prisma: Db, memory?: MemoryService) {
+/** The outside-content reason policy/approvals.ts gives: a trust rule never skips a review it asks for. */
+const OUTSIDE_CONTENT = 'the goal was started from outside content';
+
+export function createApprovalActivities(
+  prisma: Db,
+  memory?: MemoryService,
+  /** Unedited approvals of one tool to one audience before a trust rule is suggested (0: never). */
+  opts: { trustSuggestAfter?: number } = {},
+) {
+  const trustSuggestAfter = opts.trustSuggestAfter ?? 3;
   return {
     /** Creates the approval (idempotent on its id) and marks the step and goal as waiting. */
     async openApproval(input: OpenApprovalInput): Promise<OpenApprovalResult> {
       return prisma.$transaction(async (tx) => {
         const existing = await tx.approval.findUnique({ where: { id: input.approvalId } });
-        if (existing) return { shownHash: existing.shownHash ?? '' };
+        // An accepted trust rule approves a step it covers, unless the step's text came from outside.
+        const rule = input.reasons?.includes(OUTSIDE_CONTENT)
+          ? undefined
+          : await acceptedRuleFor(tx, input.tool, input.inputs);
+        const auto = rule ? { autoApprovedBy: { ruleId: rule.id, text: rule.text } } : {};
+        if (existing) return { shownHash: existing.shownHash ?? '', ...auto };
         const { summary, proposed: described } = await describeProposal(tx, input);
         const proposed = input.reasons?.length ? { ...described, why: input.reasons } : described;
         const createdAt = new Date();
@@ -120,7 +135,7 @@ export function createApprovalActivities(prisma: Db, memory?: MemoryService) {
             },
           },
         ]);
-        return { shownHash };
+        return { shownHash, ...auto };
       });
     },
 
@@ -250,6 +265,21 @@ export function createApprovalActivities(prisma: Db, memory?: MemoryService) {
               },
             ]);
           }
+        }
+        // A person's unedited approvals may suggest a trust rule for this tool and audience.
+        if (
+          status === 'approved' &&
+          approval.status === 'pending' &&
+          !/^(rule|policy):/.test(input.actor) &&
+          input.channel !== 'policy' &&
+          input.channel !== 'rule'
+        ) {
+          await suggestAfterApproval(
+            tx,
+            { goalId: approval.goalId, shown: approval.shown, edits: input.edits ?? null },
+            trustSuggestAfter,
+            input.actor,
+          );
         }
         if (approval.status === 'pending' || !(await hasDecisionEvent(tx, approval.id))) {
           await appendEvents(tx, [

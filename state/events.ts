@@ -77,6 +77,15 @@ export type KeelEvent =
   | { type: 'goal.failed'; data: GoalEnd }
   | { type: 'goal.cancelled'; data: GoalEnd }
   | { type: 'goal.cancel_requested'; data: { reason?: string } }
+  /** A trust rule (trust/): suggested by unedited approvals, then accepted, dismissed or revoked by the operator. */
+  | {
+      type: 'trust.suggested';
+      data: { ruleId: string; tool: string; audience: string; evidence: number };
+    }
+  | {
+      type: 'trust.accepted' | 'trust.dismissed' | 'trust.revoked';
+      data: { ruleId: string; tool: string; audience: string };
+    }
   /** The operator approved spending more on the goal ("raise the budget to $X?"). */
   | { type: 'goal.budget_raised'; data: { approvalId: string; from: number; budgetUsd: number } }
   /** Temporal says the run ended outside Keel (terminated in the Web UI or CLI, timed out): state follows. */

@@ -191,6 +191,10 @@ function apply(
     // Events that change no rebuilt projection beyond the goal status handled below.
     case 'goal.resumed':
     case 'goal.cancel_requested':
+    case 'trust.suggested':
+    case 'trust.accepted':
+    case 'trust.dismissed':
+    case 'trust.revoked':
     case 'step.started':
     case 'step.completed':
     case 'step.failed':

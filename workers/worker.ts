@@ -28,6 +28,8 @@ export interface KeelWorkerDeps {
   webhook?: ActivityDeps['webhook'];
   /** Connector rate limits (KEEL_POLICY `rateLimits`). */
   rateLimits?: ActivityDeps['rateLimits'];
+  /** KEEL_TRUST_SUGGEST_AFTER. */
+  trustSuggestAfter?: number;
   /** A prebuilt workflow bundle (tests and the benchmark build it once); otherwise workflows/ is bundled at start. */
   workflowBundlePath?: string;
   /** KEEL_OPERATOR_NAME. */
@@ -57,6 +59,7 @@ export async function createKeelWorker(deps: KeelWorkerDeps): Promise<Worker> {
       slack: deps.slack,
       webhook: deps.webhook,
       rateLimits: deps.rateLimits,
+      trustSuggestAfter: deps.trustSuggestAfter,
       operatorName: deps.operatorName,
       workingSetTokens: deps.workingSetTokens,
       models: deps.models,
@@ -150,6 +153,7 @@ export async function createWorkerFromConfig(config: Config) {
     models: modelsConfigured(config) ? createModelGateway(config) : undefined,
     modelCache: config.KEEL_MODEL_CACHE === 'off' ? false : { freshForMs: config.KEEL_MODEL_CACHE_FRESH },
     rateLimits: config.KEEL_POLICY.rateLimits,
+    trustSuggestAfter: config.KEEL_TRUST_SUGGEST_AFTER,
   });
   const clientConnection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
   const schedule = await ensureCompactionSchedule(

@@ -107,6 +107,16 @@ export function createApprovals(run: GoalRun) {
       // Runs recorded before approvals were bound to what they showed have no hash: nothing to check then.
       if (opened?.shownHash) approval.shownHash = opened.shownHash;
       approval.opened = true;
+      // A trust rule the operator accepted covers this step: approved by the rule, and the decision names it.
+      if (opened?.autoApprovedBy && !decisions[approval.approvalId]) {
+        decisions[approval.approvalId] = {
+          approvalId: approval.approvalId,
+          decision: 'approve',
+          actor: `rule:${opened.autoApprovedBy.ruleId}`,
+          channel: 'rule',
+          comment: `approved by the rule "${opened.autoApprovedBy.text}"`,
+        };
+      }
       const decided = () => decisions[approval.approvalId] !== undefined;
       try {
         if (!(await condition(decided, settings.approvalTimeoutMs))) {
