@@ -46,7 +46,11 @@ const listQuery = z.object({
   /** `kind`: grouped by the tool the approval is for (all outgoing emails, all Slack posts…). */
   groupBy: z.enum(['kind']).optional(),
 });
-const headers = z.object({ 'idempotency-key': idempotencyKey.optional() });
+const headers = z.object({
+  'idempotency-key': idempotencyKey.optional(),
+  /** A client of the HTTP API may say it is the command line; other channels have their own routes. */
+  'x-keel-channel': z.enum(['api', 'cli']).optional(),
+});
 
 export function approvalRoutes(deps: AppDeps): Router {
   const { prisma } = deps;
@@ -89,14 +93,15 @@ export function approvalRoutes(deps: AppDeps): Router {
     '/approvals/:approvalId/decision',
     route(async (req, res) => {
       const body = parse(decisionBody, req.body);
-      const key = parse(headers, req.headers, 'headers')['idempotency-key'];
+      const h = parse(headers, req.headers, 'headers');
+      const key = h['idempotency-key'];
       res.json(
         await decide(commands, {
           approvalId: String(req.params.approvalId),
           decision: body.decision,
           edits: body.edits,
           comment: body.comment,
-          channel: 'api',
+          channel: h['x-keel-channel'] ?? 'api',
           ...(key !== undefined ? { idempotencyKey: key } : {}),
           ...(body.shownHash !== undefined ? { shownHash: body.shownHash } : {}),
         }),

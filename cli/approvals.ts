@@ -132,6 +132,8 @@ function decide(
 ): Promise<DecisionAnswer> {
   return client.post<DecisionAnswer>(`/v1/approvals/${seg(approvalId)}/decision`, body, {
     'idempotency-key': randomUUID(),
+    // Recorded with the decision: it came from the command line.
+    'x-keel-channel': 'cli',
   });
 }
 

@@ -205,12 +205,33 @@ const NOTICES: Record<string, (n: number) => string> = {
   edited: () => 'Approved with your edits.',
   rejected: () => 'Rejected.',
   batch: (n) => `Approved ${n} in one go.`,
+  accepted: () => 'Rule accepted: such steps are approved for you from now on.',
+  dismissed: () => 'Suggestion dismissed.',
 };
+
+/** Rules the operator's own unedited approvals suggest (trust/), each with Accept and Dismiss. */
+export function suggestions(rules: { id: string; text: string; evidence: number }[], csrf: string): string {
+  if (rules.length === 0) return '';
+  const items = rules
+    .map(
+      (r) => `<li><form method="post" action="/inbox/trust/${encodeURIComponent(r.id)}">
+<input type="hidden" name="csrf" value="${esc(csrf)}">
+<p><strong>${esc(r.text)}</strong> — you approved ${esc(r.evidence)} like it without changes.</p>
+<button type="submit" name="action" value="accept">Accept rule</button>
+<button type="submit" name="action" value="dismiss">Dismiss</button>
+</form></li>`,
+    )
+    .join('');
+  return `<section aria-labelledby="suggested"><h2 id="suggested">Suggested rules</h2>
+<p>An accepted rule approves such steps for you; every action it approves says so, and you can revoke it.</p><ul>${items}</ul></section>`;
+}
 
 export function inboxPage(opts: {
   nonce: string;
   csrf: string;
   approvals: PendingApproval[];
+  /** Suggested trust rules (shown above the approvals). */
+  suggested?: { id: string; text: string; evidence: number }[];
   notice?: string;
   n?: number;
   problems?: string[];
@@ -224,6 +245,7 @@ export function inboxPage(opts: {
     body: `<h1>Approvals waiting for you</h1>
 <div id="live" role="status" aria-live="polite">${notice ? `<p class="notice">${esc(notice)}</p>` : ''}</div>
 ${opts.problems?.length ? `<div class="error" role="alert"><p>Not done:</p><ul>${opts.problems.map((p) => `<li>${esc(p)}</li>`).join('')}</ul></div>` : ''}
+${suggestions(opts.suggested ?? [], opts.csrf)}
 <div id="inbox" data-poll-ms="${opts.pollMs}">${groups(opts.approvals, opts.csrf)}</div>`,
   });
 }

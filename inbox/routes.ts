@@ -16,6 +16,7 @@ import { HttpError, httpErrorOf } from '../api/errors';
 import { findHostileInput } from '../api/hostile';
 import { commandDeps, type AppDeps } from '../api/types';
 import { approvalView } from '../api/views';
+import { changeRule, listRules } from '../trust/store';
 import { goalBody } from './goal';
 import { groups, inboxPage, kindOf, loginPage, messagePage, page, type PendingApproval } from './html';
 import {
@@ -147,7 +148,15 @@ export function inboxRoutes(deps: AppDeps, opts: InboxOptions = {}): Router {
       html(
         res,
         200,
-        inboxPage({ nonce: locals(res).nonce, csrf: tokenOf(res), approvals: await pending(), notice, n, pollMs }),
+        inboxPage({
+          nonce: locals(res).nonce,
+          csrf: tokenOf(res),
+          approvals: await pending(),
+          suggested: await listRules(deps.prisma, 'suggested'),
+          notice,
+          n,
+          pollMs,
+        }),
       );
     } catch (err) {
       next(err);
@@ -217,6 +226,19 @@ export function inboxRoutes(deps: AppDeps, opts: InboxOptions = {}): Router {
         shownHash: form.data.shownHash,
       });
       res.redirect(303, `/inbox?notice=${action === 'reject' ? 'rejected' : edited ? 'edited' : 'approved'}`);
+    } catch (err) {
+      next(err);
+    }
+  });
+
+  /** POST /inbox/trust/:ruleId — accept or dismiss a suggested trust rule. */
+  r.post('/trust/:ruleId', csrf, async (req, res, next) => {
+    try {
+      const action = (req.body as Record<string, unknown>).action;
+      if (action !== 'accept' && action !== 'dismiss') throw new HttpError(400, 'bad_request', 'accept or dismiss');
+      const changed = await changeRule(deps.prisma, String(req.params.ruleId), action, INBOX_ACTOR);
+      if (!changed.ok) throw new HttpError(changed.reason === 'not_found' ? 404 : 409, changed.reason, changed.message);
+      res.redirect(303, `/inbox?notice=${action === 'accept' ? 'accepted' : 'dismissed'}`);
     } catch (err) {
       next(err);
     }

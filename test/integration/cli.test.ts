@@ -296,6 +296,8 @@ describe('editing in $EDITOR', () => {
     // The decision names the version the editor showed.
     expect(goal.approvals[0].decidedHash).toBe(goal.approvals[0].shownHash);
     expect(goal.approvals[0].shownHash).toMatch(/^[0-9a-f]{64}$/);
+    // And says it came from the command line.
+    expect(goal.approvals[0].channel).toBe('cli');
     const sent = sentTo(to);
     expect(sent).toHaveLength(1);
     expect(sent[0].subject).toBe('Thank you, from the CLI');
@@ -307,7 +309,7 @@ describe('editing in $EDITOR', () => {
       /Memory used \(\d+\):\n {5}- "Cy prefers short notes, signed with a first name" \(/,
     );
     expect(explained.stdout).toMatch(
-      /Approval: approved by operator:test at .* through api, with edits to (subject and body|body and subject);/,
+      /Approval: approved by operator:test at .* through cli, with edits to (subject and body|body and subject);/,
     );
   });
 

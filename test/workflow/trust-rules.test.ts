@@ -93,3 +93,34 @@ test('approvals with edits do not grow trust', async () => {
     await decideAndFinish(await emailGoal(to), { decision: 'approve', edits: { body: `Thanks! (${i})` } });
   expect((await rules()).filter((r) => r.audience === to)).toEqual([]);
 });
+
+test('the inbox shows a suggested rule, and accepting it there makes it the operator’s (CSRF-checked form)', async () => {
+  const to = 'inbox-trust@example.com';
+  for (let i = 0; i < 3; i++) await decideAndFinish(await emailGoal(to), { decision: 'approve' });
+  const [rule] = (await rules('suggested')).filter((r) => r.audience === to);
+  const base = engine.apiUrl;
+  const login = await fetch(`${base}/inbox/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    body: new URLSearchParams({ apiKey: engine.apiKey }),
+    redirect: 'manual',
+  });
+  const cookie = String(login.headers.get('set-cookie')).split(';')[0];
+  const page = await (await fetch(`${base}/inbox`, { headers: { cookie } })).text();
+  expect(page).toContain('Suggested rules');
+  expect(page).toContain(`auto-approve email.send to ${to}`);
+  const csrf = /name="csrf" value="([^"]+)"/.exec(page)![1];
+  const post = (body: Record<string, string>) =>
+    fetch(`${base}/inbox/trust/${encodeURIComponent(rule.id)}`, {
+      method: 'POST',
+      headers: { cookie, 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams(body),
+      redirect: 'manual',
+    });
+  expect((await post({ action: 'accept' })).status).toBe(403);
+  expect((await rules('suggested')).some((r) => r.id === rule.id)).toBe(true);
+  const accepted = await post({ action: 'accept', csrf });
+  expect(accepted.status).toBe(303);
+  expect((await rules('accepted')).find((r) => r.id === rule.id)).toMatchObject({ decidedBy: 'inbox:operator' });
+  await engine.http('POST', `/v1/trust-rules/${rule.id}/revoke`);
+});
