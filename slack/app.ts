@@ -27,6 +27,7 @@ import { decide, decideMany, type DecisionRequest } from '../commands/decisions'
 import { CommandError, ConflictError } from '../commands/errors';
 import type { CommandDeps } from '../commands/types';
 import { checkEdits } from '../state/approvals';
+import { changeRule } from '../trust/store';
 import {
   ACTIONS,
   FIELD_BLOCK_PREFIX,
@@ -40,6 +41,7 @@ import {
   parseJsonWith,
   rejectModal,
   submittedValues,
+  trustDecidedMessage,
   type SlackApproval,
 } from './blocks';
 import { describeSlackError } from './client';
@@ -248,6 +250,39 @@ export function slackInteractions(opts: SlackInteractionOptions, commands: Comma
       // A trigger id lives three seconds and works once: a late or repeated delivery cannot open the modal.
       warn(`views.open for ${click.user} failed: ${describeSlackError(err)}`);
     }
+  }
+
+  // A suggested trust rule, accepted or dismissed from its message (trust/): only approvers may.
+  for (const [actionId, action] of [
+    [ACTIONS.trustAccept, 'accept'],
+    [ACTIONS.trustDismiss, 'dismiss'],
+  ] as const) {
+    bolt.action(actionId, async ({ ack, body, context }) => {
+      await ack();
+      const parsed = blockActionBody.safeParse(body);
+      if (!parsed.success) return;
+      const b = parsed.data;
+      const user = b.user.id;
+      const channel = b.channel?.id ?? b.container?.channel_id;
+      const ts = b.message?.ts ?? b.container?.message_ts;
+      const ruleId = b.actions[0].value;
+      if (!ruleId) return;
+      if (!approvers.has(user)) return notAllowed(channel, user);
+      const changed = await changeRule(commands.prisma, ruleId, action, `slack:${user}`);
+      if (!changed.ok) {
+        // A retried delivery of the same click finds the rule already changed: nothing to say twice.
+        if (!context.retryNum) await ephemeral(channel, user, changed.message);
+        return;
+      }
+      if (channel && ts) {
+        const content = trustDecidedMessage(changed.rule, action === 'accept' ? 'accepted' : 'dismissed', user);
+        try {
+          await web.chat.update({ channel, ts, text: content.text, blocks: content.blocks as never });
+        } catch (err) {
+          warn(`updating the trust rule message failed: ${describeSlackError(err)}`);
+        }
+      }
+    });
   }
 
   bolt.action(ACTIONS.approveAll, async ({ ack, body, context }) => {

@@ -18,6 +18,8 @@ export const ACTIONS = {
   reject: 'keel_reject',
   edit: 'keel_edit',
   approveAll: 'keel_approve_all',
+  trustAccept: 'keel_trust_accept',
+  trustDismiss: 'keel_trust_dismiss',
 } as const;
 
 /** Callback ids of the modals. */
@@ -450,4 +452,43 @@ export function editsFromModal(a: SlackApproval, state: unknown): Record<string,
     if (value !== (typeof proposed[field.name] === 'string' ? proposed[field.name] : '')) edits[field.name] = value;
   }
   return edits;
+}
+
+/** A suggested trust rule as a message: what it would approve, why it is suggested, Accept and Dismiss. */
+export function trustSuggestionMessage(rule: { id: string; text: string; evidence: number }) {
+  const text = `Keel suggests a rule: ${rule.text}`;
+  return {
+    text,
+    blocks: [
+      {
+        type: 'section',
+        text: {
+          type: 'mrkdwn',
+          text: `*Suggested rule:* ${esc(rule.text)}\nYou approved ${rule.evidence} like it without changes. Accepted, it approves such steps for you (each one says so); you can revoke it.`,
+        },
+      },
+      {
+        type: 'actions',
+        elements: [
+          {
+            type: 'button',
+            action_id: ACTIONS.trustAccept,
+            text: plain('Accept rule'),
+            style: 'primary',
+            value: rule.id,
+          },
+          { type: 'button', action_id: ACTIONS.trustDismiss, text: plain('Dismiss'), value: rule.id },
+        ],
+      },
+    ],
+  };
+}
+
+/** The suggestion's message once decided: what happened and who did it, no buttons. */
+export function trustDecidedMessage(rule: { text: string }, outcome: string, user: string) {
+  const mention = /^[A-Z0-9]+$/.test(user) ? `<@${user}>` : esc(user);
+  return {
+    text: `Rule ${outcome} by ${user}: ${rule.text}`,
+    blocks: [section(`Rule ${esc(outcome)} by ${mention}: ${esc(rule.text)}`)],
+  };
 }

@@ -24,7 +24,8 @@
  */
 import type { WebClient } from '@slack/web-api';
 import type { Db } from '../db/prisma';
-import { chunkForMessages, messageFor, type SlackApproval } from './blocks';
+import { ruleText } from '../trust/rules';
+import { chunkForMessages, messageFor, trustSuggestionMessage, type SlackApproval } from './blocks';
 import { certainlyRefused, describeSlackError, platformError } from './client';
 import {
   claim,
@@ -87,6 +88,8 @@ export interface SyncReport {
   updated: number;
   /** Reminders sent for escalated approvals. */
   reminded: number;
+  /** Suggested trust rules posted. */
+  suggested: number;
 }
 
 export interface SlackNotifier {
@@ -298,12 +301,47 @@ export function createSlackNotifier(opts: SlackNotifierOptions): SlackNotifier {
     return reminded;
   }
 
+  /** Trust rules the operator's approvals suggest (trust/): one message each, claimed first, with Accept and Dismiss. */
+  async function postSuggestions(): Promise<number> {
+    let posted = 0;
+    const rules = await prisma.trustRule.findMany({
+      where: { status: 'suggested', slackClaimedAt: null },
+      orderBy: { createdAt: 'asc' },
+      take: batch,
+    });
+    for (const rule of rules) {
+      const claimed = await prisma.trustRule.updateMany({
+        where: { id: rule.id, slackClaimedAt: null },
+        data: { slackClaimedAt: new Date() },
+      });
+      if (claimed.count === 0) continue;
+      const content = trustSuggestionMessage({ id: rule.id, text: ruleText(rule), evidence: rule.evidence });
+      try {
+        const answer = await web.chat.postMessage({
+          channel: opts.channel,
+          text: content.text,
+          blocks: content.blocks,
+        });
+        await prisma.trustRule.update({
+          where: { id: rule.id },
+          data: { slackChannel: answer.channel ?? opts.channel, slackTs: String(answer.ts) },
+        });
+        posted++;
+      } catch (err) {
+        log(`posting trust rule ${rule.id} failed: ${describeSlackError(err)}`);
+        await prisma.trustRule.update({ where: { id: rule.id }, data: { slackClaimedAt: null } });
+      }
+    }
+    return posted;
+  }
+
   async function sync(): Promise<SyncReport> {
     const posted = await postNew();
     const recovered = await recover();
     const updated = await updateDecided();
     const reminded = await remindEscalated();
-    return { posted, recovered, updated, reminded };
+    const suggested = await postSuggestions();
+    return { posted, recovered, updated, reminded, suggested };
   }
 
   let timer: NodeJS.Timeout | undefined;

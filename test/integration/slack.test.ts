@@ -500,3 +500,42 @@ test('POST /slack/interactions without Slack configured is a 404 naming the sett
   expect(res.status).toBe(404);
   expect(((await res.json()) as any).error.message).toMatch(/SLACK_SIGNING_SECRET/);
 });
+
+test('a trust rule the approvals suggest is posted once with Accept and Dismiss; only an approver accepts it (item 8)', async () => {
+  const who = `trusty-${uniq()}`;
+  for (let i = 0; i < 3; i++) {
+    const { goalId, approval } = await emailGoal(who);
+    await engine.http('POST', `/v1/approvals/${approval.approvalId}/decision`, { decision: 'approve' });
+    await engine.waitForGoal(goalId, (g) => g.status === 'completed');
+  }
+  const rule = (await engine.http('GET', '/v1/trust-rules?status=suggested')).body.rules.find(
+    (r: any) => r.audience === `${who}@example.com`,
+  );
+  expect(rule).toBeDefined();
+  await Promise.all([notifier.sync(), newNotifier().sync()]);
+  const posted = await until('the suggestion message', () => {
+    const found = slack.messagesIn(CHANNEL).filter((m) => allText(m).includes(`auto-approve email.send to ${who}`));
+    return found.length ? found : undefined;
+  });
+  expect(posted).toHaveLength(1);
+  const [message] = posted;
+  expect(button(message, 'keel_trust_accept').el.value).toBe(rule.id);
+
+  await interact(clickPayload(message, 'keel_trust_accept', { user: STRANGER }));
+  await until('the ephemeral', () => slack.ephemerals.some((e) => e.user === STRANGER && /not allowed/i.test(e.text)));
+  expect((await engine.http('GET', '/v1/trust-rules?status=suggested')).body.rules.map((r: any) => r.id)).toContain(
+    rule.id,
+  );
+
+  await interact(clickPayload(message, 'keel_trust_accept'));
+  const accepted = await until('the rule accepted', async () =>
+    (await engine.http('GET', '/v1/trust-rules?status=accepted')).body.rules.find((r: any) => r.id === rule.id),
+  );
+  expect(accepted.decidedBy).toBe(`slack:${APPROVER}`);
+  const updated = await until('the message updated', () => {
+    const m = slack.messagesIn(CHANNEL).find((x) => x.ts === message.ts);
+    return m && actionsBlocks(m).length === 0 ? m : undefined;
+  });
+  expect(allText(updated)).toContain('Rule accepted by');
+  await engine.http('POST', `/v1/trust-rules/${rule.id}/revoke`);
+});

@@ -58,7 +58,7 @@ test('a reply before the wait ends: the nudge is not needed, and only the first 
   const to = 'quick@example.com';
   const { body } = await engine.http('POST', '/v1/goals', {
     title: `Email ${to} about the proposal`,
-    input: { to, followUpAfter: '4s' },
+    input: { to, followUpAfter: '10s' },
   });
   await approve(body.goalId, 'send');
   await engine.waitForGoal(body.goalId, (g) => g.plan.steps.find((s: any) => s.id === 'send').status === 'completed');

@@ -8,12 +8,18 @@ import { implementTool } from '../runtime';
 import { durationMs } from '../../shared/duration';
 import { followupWait } from './spec';
 
-export const checkFollowUp = implementTool(followupWait, async ({ after, awaitingReplyFrom }, _step, deps) => {
+export const checkFollowUp = implementTool(followupWait, async ({ after, awaitingReplyFrom }, step, deps) => {
   const waitedMs = durationMs(after);
   const address = awaitingReplyFrom ? (parseAddress(awaitingReplyFrom)?.email ?? awaitingReplyFrom) : undefined;
   if (!address) return { output: { replied: false, halt: false, waitedMs, preview: `Waited ${after}.` } };
-  // The timer fired just now, so the wait began `after` ago (a retried check looks a little further back).
-  const since = new Date(Date.now() - waitedMs);
+  // The wait began when the steps it depends on finished (a busy worker may run this check well after the
+  // timer fired, so "now minus the wait" would miss early replies); without them, `after` ago.
+  const [began] = await deps.prisma.$queryRaw<{ at: Date | null }[]>`
+    SELECT max(d.finished_at) AS at
+      FROM steps w JOIN steps d
+        ON d.goal_id = w.goal_id AND d.plan_version = w.plan_version AND d.step_id = ANY(w.depends_on)
+     WHERE w.goal_id = ${step.goalId} AND w.plan_version = ${step.planVersion} AND w.step_id = ${step.stepId}`;
+  const since = began?.at ?? new Date(Date.now() - waitedMs);
   const [reply] = await deps.prisma.$queryRaw<{ id: string }[]>`
     SELECT id FROM inbound_events
      WHERE type = 'email.received' AND received_at >= ${since}
