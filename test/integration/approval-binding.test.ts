@@ -168,3 +168,21 @@ test('GET /v1/approvals?groupBy=kind groups pending approvals by the tool they a
   expect(res.body.results.map((r: any) => r.status)).toEqual(['approved', 'approved']);
   for (const g of goals) await engine.waitForGoal(g, (x) => x.status === 'completed');
 });
+
+test('ten approvals across ten goals decided in one call: each result reported, ten goals finish, ten emails', async () => {
+  const goals = await Promise.all(Array.from({ length: 10 }, (_, i) => emailGoal(`batch-${i}@example.com`)));
+  const approvals = await Promise.all(goals.map((g) => pending(g)));
+  const res = await engine.http('POST', '/v1/approvals/decisions', {
+    decisions: approvals.map((a, i) => ({
+      approvalId: a.approvalId,
+      decision: 'approve',
+      shownHash: a.shownHash,
+      idempotencyKey: `batch-ten-${i}`,
+    })),
+  });
+  expect(res.status).toBe(200);
+  expect(res.body.results).toEqual(approvals.map((a) => ({ approvalId: a.approvalId, status: 'approved' })));
+  for (const g of goals) await engine.waitForGoal(g, (x) => x.status === 'completed');
+  for (let i = 0; i < 10; i++)
+    expect(engine.smtp.messages.filter((m) => m.to.includes(`batch-${i}@example.com`))).toHaveLength(1);
+}, 180_000);
