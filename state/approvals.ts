@@ -13,6 +13,7 @@ import type {
   RecordDecisionResult,
 } from '../shared/activity-io';
 import { acceptedRuleFor, suggestAfterApproval } from '../trust/store';
+import { stableJson } from '../shared/json';
 import { loadArtifact, saveArtifact } from './artifacts';
 import { appendEvents, json, type DbTx } from './events';
 
@@ -343,15 +344,6 @@ async function hasDecisionEvent(tx: DbTx, approvalId: string, type?: string): Pr
     select: { seq: true },
   });
   return found !== null;
-}
-
-/** JSON with object keys sorted, so the same content always hashes the same. */
-function stableJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : 1)))
-      : v,
-  );
 }
 
 const hashOf = (shown: unknown) => createHash('sha256').update(stableJson(shown)).digest('hex');

@@ -5,6 +5,7 @@
  */
 import type { Db } from '../db/prisma';
 import type { PromptFit } from '../shared/plan';
+import { stableJson } from '../shared/json';
 import type { KeelEvent, PlanVersionStep } from './events';
 
 /** What changed from the previous version, by step id. */
@@ -64,15 +65,6 @@ export function diffPlans(before: readonly PlanVersionStep[], after: readonly Pl
     removed: before.filter((s) => !now.has(s.id)).map((s) => s.id),
     changed,
   };
-}
-
-/** JSON with object keys sorted, so key order is not a difference. */
-function stableJson(value: unknown): string {
-  return JSON.stringify(value, (_key, v: unknown) =>
-    v && typeof v === 'object' && !Array.isArray(v)
-      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : 1)))
-      : v,
-  );
 }
 
 /** The plan versions of a goal in the order they were proposed. */
