@@ -2,6 +2,7 @@
 import type { ErrorRequestHandler, RequestHandler } from 'express';
 import type { z } from 'zod';
 import { CommandError, type CommandErrorKind } from '../commands/errors';
+import { databaseUnavailable } from '../db/unavailable';
 import { findHostileInput } from './hostile';
 
 export class HttpError extends Error {
@@ -71,6 +72,15 @@ export const errorHandler: ErrorRequestHandler = (err, _req, res, _next) => {
     res
       .status(err.status)
       .json({ error: { code: err.code, message: err.message, ...(err.details ? { details: err.details } : {}) } });
+    return;
+  }
+  const down = databaseUnavailable(err);
+  if (down) {
+    // Nothing was accepted: the client retries (with the same requestId / Idempotency-Key) once it is back.
+    res
+      .status(503)
+      .set('Retry-After', '2')
+      .json({ error: { code: 'unavailable', message: `PostgreSQL is unavailable (${down}); retry shortly` } });
     return;
   }
   const e = err as { type?: string; status?: number; message?: string; limit?: number };

@@ -73,6 +73,10 @@ export const configSchema = z.object({
   KEEL_WEBHOOK_SECRET: z.string().optional(),
   /** Deadline of each webhook.call request; a timeout is retried. */
   KEEL_WEBHOOK_TIMEOUT_MS: durationMs(10_000),
+  /** On SIGTERM/SIGINT a worker stops polling and lets running activities finish for this long, then cancels them. */
+  KEEL_WORKER_SHUTDOWN_GRACE_MS: durationMs(10_000),
+  /** ...and gives up on activities that ignore the cancellation this long after that: the process exits regardless. */
+  KEEL_WORKER_SHUTDOWN_FORCE_MS: durationMs(10_000),
 });
 
 /** A JSON setting's text as a value; invalid JSON is a config issue naming the parser's complaint. */

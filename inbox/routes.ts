@@ -11,6 +11,7 @@ import { randomBytes } from 'node:crypto';
 import express, { Router, type ErrorRequestHandler, type RequestHandler, type Response } from 'express';
 import { z } from 'zod';
 import { CommandError } from '../commands/errors';
+import { databaseUnavailable } from '../db/unavailable';
 import { decide, decideMany, type DecisionRequest } from '../commands/decisions';
 import { HttpError, httpErrorOf } from '../api/errors';
 import { findHostileInput } from '../api/hostile';
@@ -285,7 +286,17 @@ export function inboxRoutes(deps: AppDeps, opts: InboxOptions = {}): Router {
 
   // Errors as a page a person reads, with the status the API would answer.
   const onError: ErrorRequestHandler = (err, _req, res, _next) => {
-    const e = err instanceof CommandError ? httpErrorOf(err) : err;
+    const down = databaseUnavailable(err);
+    const e =
+      err instanceof CommandError
+        ? httpErrorOf(err)
+        : down
+          ? new HttpError(
+              503,
+              'unavailable',
+              `PostgreSQL is unavailable (${down}); nothing was decided. Try again shortly.`,
+            )
+          : err;
     const status =
       e instanceof HttpError ? e.status : typeof e?.status === 'number' && e.status < 500 ? (e.status as number) : 500;
     if (status === 500) console.error('[inbox] unhandled error', err);

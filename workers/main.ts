@@ -8,14 +8,28 @@ async function run() {
   console.log(
     `[worker] polling task queue "${config.KEEL_TASK_QUEUE}" on ${config.TEMPORAL_ADDRESS} (namespace ${config.TEMPORAL_NAMESPACE})`,
   );
+  // Temporal's runtime also hears these signals and calls worker.shutdown(): polling stops, running activities
+  // get KEEL_WORKER_SHUTDOWN_GRACE_MS to finish, then are cancelled and handed back for another worker to retry.
+  for (const signal of ['SIGTERM', 'SIGINT'] as const)
+    process.once(signal, () =>
+      console.log(
+        `[worker] ${signal}: stopping; running activities get ${config.KEEL_WORKER_SHUTDOWN_GRACE_MS} ms to finish`,
+      ),
+    );
   try {
     await worker.run();
+    console.log('[worker] stopped');
   } finally {
     await close();
   }
 }
 
-run().catch((err) => {
-  console.error(err);
-  process.exit(1);
-});
+run().then(
+  // Exit now: an activity the grace cancelled may still hold a timer or socket that would keep the process
+  // alive long after the worker stopped (a stalled send kept it up for its whole stall).
+  () => process.exit(0),
+  (err) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

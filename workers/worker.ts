@@ -154,6 +154,12 @@ export async function createWorkerFromConfig(config: Config) {
     modelCache: config.KEEL_MODEL_CACHE === 'off' ? false : { freshForMs: config.KEEL_MODEL_CACHE_FRESH },
     rateLimits: config.KEEL_POLICY.rateLimits,
     trustSuggestAfter: config.KEEL_TRUST_SUGGEST_AFTER,
+    options: {
+      // Bounded stop: activities get the grace period to finish, then are cancelled (Temporal retries them
+      // on another worker; every side effect's key makes the retry safe), then the worker gives up on them.
+      shutdownGraceTime: config.KEEL_WORKER_SHUTDOWN_GRACE_MS,
+      shutdownForceTime: config.KEEL_WORKER_SHUTDOWN_GRACE_MS + config.KEEL_WORKER_SHUTDOWN_FORCE_MS,
+    },
   });
   const clientConnection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
   const schedule = await ensureCompactionSchedule(

@@ -104,3 +104,33 @@ test('(c) a rejected approval sends nothing, compensates the draft, and the goal
   expect(events.find((e: any) => e.type === 'goal.failed').data.reason).toContain('rejected by operator:test');
   await worker.kill('SIGTERM');
 });
+
+test('(d) SIGTERM during a stalled send: the worker hands the activity back within its grace, exits 0, and another worker sends exactly once', async () => {
+  const before = engine.smtp.messages.length;
+  const stalled = await engine.spawnWorker({
+    KEEL_FAULTS: 'email.send.beforeSmtp=pause:60000',
+    KEEL_WORKER_SHUTDOWN_GRACE_MS: '1500',
+    KEEL_WORKER_SHUTDOWN_FORCE_MS: '5000',
+  });
+  const { body } = await engine.http('POST', '/v1/goals', {
+    title: 'Email margaret@example.com a thank-you note for the referral',
+  });
+  const approval = await pendingApprovalFor(body.goalId);
+  await engine.http('POST', `/v1/approvals/${approval.approvalId}/decision`, { decision: 'approve' });
+  await stalled.waitForOutput('KEEL_FAULT_HIT email.send.beforeSmtp');
+
+  const t0 = Date.now();
+  await stalled.kill('SIGTERM');
+  const stoppedAfterMs = Date.now() - t0;
+  // It did not wait out the 60 s stall: the grace (1.5 s) cancelled the send, and the process ended by itself.
+  expect(stalled.process.exitCode).toBe(0);
+  expect(stoppedAfterMs).toBeLessThan(30_000);
+  expect(stalled.output()).toContain('SIGTERM: stopping');
+  expect(stalled.output()).toContain('[worker] stopped');
+  expect(engine.smtp.messages.length).toBe(before);
+
+  const replacement = await engine.spawnWorker();
+  await engine.waitForGoal(body.goalId, (g) => g.status === 'completed', 90_000);
+  expect(sentTo('margaret@example.com')).toHaveLength(1);
+  await replacement.kill('SIGTERM');
+}, 180_000);
