@@ -21,6 +21,7 @@
  */
 import { App, ExpressReceiver, LogLevel } from '@slack/bolt';
 import type { WebClient } from '@slack/web-api';
+import { databaseUnavailable } from '../db/unavailable';
 import express, { type RequestHandler, type Router } from 'express';
 import { z } from 'zod';
 import { decide, decideMany, type DecisionRequest } from '../commands/decisions';
@@ -166,7 +167,19 @@ export function slackInteractions(opts: SlackInteractionOptions, commands: Comma
     try {
       await decide(as(user), { ...request, actor: `slack:${user}`, channel: 'slack' });
     } catch (err) {
-      if (!(err instanceof CommandError)) throw err;
+      // Slack was answered before deciding (it waits 3 s at most), so whatever went wrong is told to the person
+      // who clicked: a failure nobody hears of would be a lost decision (issue 10's fault suite found one when
+      // PostgreSQL was down: the error went to the log only and the click looked accepted).
+      if (!(err instanceof CommandError)) {
+        const down = databaseUnavailable(err);
+        if (!down) warn(`decision on ${request.approvalId} by ${user} failed: ${describeSlackError(err)}`);
+        await ephemeral(
+          where.channel,
+          user,
+          `Your decision was not recorded: ${down ? `PostgreSQL is unavailable (${down})` : 'an unexpected error'}. Nothing was changed; click again in a moment.`,
+        );
+        return;
+      }
       // A delivery Slack repeats after the first one was decided finds it decided: that is the first one's answer.
       if (!(where.retry && err instanceof ConflictError)) {
         await ephemeral(where.channel, user, `Your decision was not recorded: ${err.message}`);

@@ -115,6 +115,12 @@ export interface OpenAIStandin {
    * empty, `opts.chat` answers again.
    */
   scriptChat(...replies: ScriptedChatReply[]): void;
+  /**
+   * Bad weather until called again with `undefined`: every request answers
+   * `status` (with `retry-after-ms` when given), or waits `slowMs` first.
+   * The fault suite's 429/500 storms and slow answers.
+   */
+  weather(w: { status?: number; retryAfterMs?: number; slowMs?: number } | undefined): void;
   /** Chat completion requests received (any outcome), in order. */
   chatRequests(): StandinRequest[];
   close(): Promise<void>;
@@ -155,6 +161,7 @@ function errorFor(status: number): { type: string; code: string | null; message:
 export async function startOpenAIStandin(opts: OpenAIStandinOptions = {}): Promise<OpenAIStandin> {
   const requests: StandinRequest[] = [];
   const failures: Array<{ status: number; retryAfterMs?: number; retryAfter?: string }> = [];
+  let weather: { status?: number; retryAfterMs?: number; slowMs?: number } | undefined;
   const script: Array<Exclude<ScriptedChatReply, string>> = [];
   const embedders = new Map<number, ReturnType<typeof createHashingEmbedder>>();
 
@@ -353,11 +360,11 @@ export async function startOpenAIStandin(opts: OpenAIStandinOptions = {}): Promi
       const path = (req.url ?? '/').split('?')[0];
       requests.push({ method: req.method ?? 'GET', path, body, headers: req.headers });
 
-      const failure = failures.shift();
-      if (failure) {
+      const failure = failures.shift() ?? (weather?.status ? weather : undefined);
+      if (failure?.status) {
         const headers: Record<string, string> = {};
         if (failure.retryAfterMs !== undefined) headers['retry-after-ms'] = String(failure.retryAfterMs);
-        if (failure.retryAfter !== undefined) headers['retry-after'] = failure.retryAfter;
+        if ('retryAfter' in failure && failure.retryAfter !== undefined) headers['retry-after'] = failure.retryAfter;
         sendError(res, failure.status, {}, headers);
         return;
       }
@@ -373,8 +380,10 @@ export async function startOpenAIStandin(opts: OpenAIStandinOptions = {}): Promi
       }
 
       let handled: Promise<void>;
-      if (req.method === 'POST' && path === '/v1/embeddings') handled = handleEmbeddings(body, res);
-      else if (req.method === 'POST' && path === '/v1/chat/completions') handled = handleChat(body, res);
+      const slow = weather?.slowMs ? new Promise<void>((r) => setTimeout(r, weather!.slowMs)) : Promise.resolve();
+      if (req.method === 'POST' && path === '/v1/embeddings') handled = slow.then(() => handleEmbeddings(body, res));
+      else if (req.method === 'POST' && path === '/v1/chat/completions')
+        handled = slow.then(() => (res.destroyed ? undefined : handleChat(body, res)));
       else {
         sendError(res, 404, { message: `Invalid URL (${req.method} ${path})` });
         return;
@@ -400,6 +409,9 @@ export async function startOpenAIStandin(opts: OpenAIStandinOptions = {}): Promi
       for (let i = 0; i < n; i++) {
         failures.push({ status, retryAfterMs: failOpts.retryAfterMs, retryAfter: failOpts.retryAfter });
       }
+    },
+    weather(w) {
+      weather = w;
     },
     scriptChat(...replies: ScriptedChatReply[]) {
       for (const reply of replies) script.push(typeof reply === 'string' ? { content: reply } : reply);

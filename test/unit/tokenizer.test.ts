@@ -42,52 +42,42 @@ const runs = (n: number): Record<string, string> => ({
 });
 
 /**
- * The fastest of three runs, in milliseconds. The machine running the tests
- * is shared (other test files, other builds): one slow run says little about
- * the code, while the defect this guards against took tens of seconds every
- * time, which no retry hides.
+ * A quadratic tokenizer took 41 s for 20,000 letters and would take many minutes for 100,000; the current one
+ * takes tens of milliseconds. The per-test timeout below is a hang guard with a wide margin on a busy machine,
+ * not a speed target (speed is measured on demand: the note of issue 7 gives the figures).
  */
-function fastest<T>(run: () => T): { ms: number; result: T } {
-  let best = { ms: Infinity, result: undefined as T };
-  for (let i = 0; i < 3; i++) {
-    const started = performance.now();
-    const result = run();
-    const ms = performance.now() - started;
-    if (ms < best.ms) best = { ms, result };
-    if (ms < 200) break;
-  }
-  return best;
-}
+const HANG_GUARD_MS = 10_000;
 
 describe('counting is bounded (D1)', () => {
-  it('counts 100,000 characters without spaces in under 200 ms', () => {
-    const { ms, result } = fastest(() => countTokens('x'.repeat(100_000)));
-    // Eight x's are one token, so the count is exact, not an estimate.
-    expect(result).toBe(12_500);
-    expect(ms).toBeLessThan(200);
-  });
+  it(
+    'counts 100,000 characters without spaces, exactly, without stalling',
+    () => {
+      // Eight x's are one token, so the count is exact, not an estimate.
+      expect(countTokens('x'.repeat(100_000))).toBe(12_500);
+    },
+    HANG_GUARD_MS,
+  );
 
   it.each(Object.entries(runs(100_000)))(
-    'counts 100,000 characters (bytes for CJK) of %s in under 200 ms',
+    'counts 100,000 characters (bytes for CJK) of %s without stalling',
     (_kind, text) => {
-      const { ms, result } = fastest(() => countTokens(text));
-      expect(ms).toBeLessThan(200);
-      expect(result).toBeGreaterThan(0);
+      expect(countTokens(text)).toBeGreaterThan(0);
     },
+    HANG_GUARD_MS,
   );
 
   it.each(['random letters', 'CJK', 'emoji'])(
-    'truncates 100,000 characters (bytes for CJK) of %s to a prefix within budget, in under 200 ms',
+    'truncates 100,000 characters (bytes for CJK) of %s to a prefix within budget without stalling',
     (kind) => {
       const text = runs(100_000)[kind];
-      const { ms, result: cut } = fastest(() => truncateToTokens(text, 500));
-      expect(ms).toBeLessThan(200);
+      const cut = truncateToTokens(text, 500);
       expect(text.startsWith(cut)).toBe(true);
       const n = countTokens(cut);
       expect(n).toBeLessThanOrEqual(500);
       // Backing off a broken character costs at most a few tokens (an emoji is up to 7).
       expect(n).toBeGreaterThanOrEqual(490);
     },
+    HANG_GUARD_MS,
   );
 });
 

@@ -1,0 +1,121 @@
+/**
+ * Supervised child processes for the fault suite: the API and the workers run
+ * as real `npm run api` / `npm run worker` processes (their entry files, over
+ * ts-node), each logging to its own file. A supervisor restarts a process that
+ * exits without being asked to, as systemd or Kubernetes would, and counts it.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream, type WriteStream } from 'node:fs';
+import path from 'node:path';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+
+export interface Supervised {
+  name: string;
+  /** The live child, if one runs. */
+  readonly child: ChildProcess | undefined;
+  /** Exits nobody asked for, each followed by a restart. */
+  readonly unplannedExits: number;
+  /** Starts (or restarts) the process and resolves once it printed `ready`. */
+  start(): Promise<void>;
+  /** Sends `signal` and waits for the exit; the supervisor does not restart it. */
+  stop(signal?: NodeJS.Signals): Promise<void>;
+  /** Everything the process ever printed (all its lives), as the log file holds it. */
+  output(): string;
+}
+
+export interface SuperviseOptions {
+  name: string;
+  /** Entry file relative to the repository, e.g. `workers/main.ts`. */
+  entry: string;
+  env: Record<string, string>;
+  /** Text the process prints once it serves. */
+  ready: string;
+  logFile: string;
+  /** Wait before restarting after an unplanned exit (default 1000 ms). */
+  restartDelayMs?: number;
+  onLine?: (line: string) => void;
+}
+
+export function supervise(opts: SuperviseOptions): Supervised {
+  let child: ChildProcess | undefined;
+  let wanted = false;
+  let unplanned = 0;
+  let all = '';
+  const log: WriteStream = createWriteStream(opts.logFile, { flags: 'a' });
+
+  const launch = (): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const c = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', opts.entry], {
+        cwd: ROOT,
+        env: { ...process.env, ...opts.env },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
+      child = c;
+      let seen = '';
+      let ready = false;
+      const onData = (chunk: Buffer) => {
+        const text = chunk.toString();
+        all += text;
+        log.write(text);
+        if (opts.onLine) for (const line of text.split('\n')) if (line) opts.onLine(line);
+        if (!ready) {
+          seen += text;
+          if (seen.includes(opts.ready)) {
+            ready = true;
+            resolve();
+          }
+        }
+      };
+      c.stdout!.on('data', onData);
+      c.stderr!.on('data', onData);
+      c.once('exit', (code, signal) => {
+        const line = `\n[supervisor] ${opts.name} exited (${code ?? signal})\n`;
+        all += line;
+        log.write(line);
+        if (child === c) child = undefined;
+        if (!ready) reject(new Error(`${opts.name} exited (${code ?? signal}) before it was ready`));
+        if (wanted) {
+          unplanned++;
+          setTimeout(() => void relaunch(), opts.restartDelayMs ?? 1000).unref();
+        }
+      });
+    });
+
+  /** Relaunches until one life reaches ready (a worker started while Temporal is down exits at once). */
+  async function relaunch(): Promise<void> {
+    while (wanted && !child) {
+      try {
+        await launch();
+        return;
+      } catch {
+        // The exit handler above already scheduled the next try when the process was wanted.
+        return;
+      }
+    }
+  }
+
+  return {
+    name: opts.name,
+    get child() {
+      return child;
+    },
+    get unplannedExits() {
+      return unplanned;
+    },
+    async start() {
+      wanted = true;
+      if (child) return;
+      await launch();
+    },
+    async stop(signal = 'SIGTERM') {
+      wanted = false;
+      const c = child;
+      if (!c || c.exitCode !== null || c.signalCode !== null) return;
+      const exited = new Promise<void>((resolve) => c.once('exit', () => resolve()));
+      c.kill(signal);
+      await exited;
+    },
+    output: () => all,
+  };
+}
