@@ -11,6 +11,7 @@ import { goalModels } from '../commands/goals';
 import { createModelGateway, modelsConfigured } from '../models/gateway';
 import { slackFromConfig } from '../slack';
 import { createApp } from './app';
+import { AesGcmPayloadCodec, codecDataConverter, codecStatus } from '../codec';
 
 /** Without KEEL_API_KEY, a key is made once and kept in .keel/api-key so restarts keep it. */
 function apiKey(config: Config): { key: string; from: string } {
@@ -27,13 +28,18 @@ async function run() {
   const config = loadConfig();
   // Lazy: the API starts and answers (healthz and the routes say 503, naming Temporal) while Temporal is down.
   const connection = temporalConnection({ address: config.TEMPORAL_ADDRESS });
-  const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
+  // With KEEL_CODEC_KEY, what the API sends Temporal (goal input, memo, summaries, updates) is encrypted.
+  const dataConverter = codecDataConverter(config.KEEL_CODEC_KEY);
+  const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE, dataConverter });
   const prisma = createPrisma(config.DATABASE_URL);
   const key = apiKey(config);
   const memory = memoryFromConfig(config, prisma);
   const slack = slackFromConfig(config, prisma);
   const app = createApp({
     ...(slack.on ? { slack: slack.interactions } : {}),
+    ...(config.KEEL_CODEC_KEY
+      ? { codec: { codec: new AesGcmPayloadCodec(config.KEEL_CODEC_KEY), uiOrigins: config.KEEL_CODEC_UI_ORIGINS } }
+      : {}),
     client,
     prisma,
     memory,
@@ -63,6 +69,12 @@ async function run() {
       slack.on
         ? `[api] Slack approvals on: posting to ${config.SLACK_CHANNEL}, ${slack.approvers.length} approver(s), interactivity at POST /slack/interactions`
         : `[api] Slack approvals off (${slack.missing.join(', ')} not set)`,
+    );
+    console.log(
+      codecStatus(config.KEEL_CODEC_KEY, 'api') +
+        (config.KEEL_CODEC_KEY
+          ? `; codec endpoint POST /codec/decode for ${config.KEEL_CODEC_UI_ORIGINS.join(', ')}`
+          : ''),
     );
   });
   if (slack.on) slack.notifier.start();
