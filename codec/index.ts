@@ -88,3 +88,5 @@ export function codecStatus(keys: CodecKeys | undefined, who: string): string {
     (others.length ? `, also decrypting ${others.map((id) => `"${id}"`).join(', ')}` : '')
   );
 }
+
+export { withholdingLogger, WITHHELD } from './logging';

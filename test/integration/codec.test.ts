@@ -17,9 +17,11 @@ import path from 'node:path';
 import { promisify } from 'node:util';
 import { Client } from '@temporalio/client';
 import type { Payload } from '@temporalio/common';
+import type { temporal } from '@temporalio/proto';
 import { bundleWorkflowCode } from '@temporalio/worker';
 import { ENCODING_ENCRYPTED, payloadsFromJson, payloadsToJson } from '../../codec';
 import { startEngine, type ChildWorker, type TestEngine } from '../helpers/engine';
+import { startSmtpServer, type TestSmtpServer } from '../helpers/smtp';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const run = promisify(execFile);
@@ -28,11 +30,12 @@ const CANARY = `canary${randomBytes(12).toString('hex')}`;
 const CONTROL = `control${randomBytes(12).toString('hex')}`;
 const dataDir = path.join(ROOT, '.keel', 'test', `codec-${randomBytes(4).toString('hex')}`);
 const dbFile = path.join(dataDir, 'temporal.db');
+const bundle = path.join(dataDir, 'workflow-bundle.js');
 
 let engine: TestEngine;
 let worker: ChildWorker;
 let api: { process: ChildProcess; url: string; output: () => string };
-let goalId: string;
+let rejecting: TestSmtpServer;
 
 /**
  * The canary as text and as base64 at each of the three byte alignments (only
@@ -104,7 +107,7 @@ async function http(method: string, route: string, body?: unknown, headers: Reco
   return { status: res.status, body: text ? JSON.parse(text) : undefined };
 }
 
-async function waitForGoal(predicate: (g: any) => boolean, timeoutMs = 90_000) {
+async function waitForGoal(goalId: string, predicate: (g: any) => boolean, timeoutMs = 90_000) {
   const deadline = Date.now() + timeoutMs;
   let last: any;
   while (Date.now() < deadline) {
@@ -114,6 +117,35 @@ async function waitForGoal(predicate: (g: any) => boolean, timeoutMs = 90_000) {
     await new Promise((r) => setTimeout(r, 250));
   }
   throw new Error(`goal did not get there; last: ${JSON.stringify(last)}`);
+}
+
+/** Waits for the goal's approval and approves it through the API (the `decide` update carries the edits). */
+async function approve(goalId: string, edits?: Record<string, string>) {
+  await waitForGoal(goalId, (g) => g.status === 'awaiting_approval');
+  const pending = await http('GET', '/v1/approvals?status=pending');
+  const approval = pending.body.approvals.find((a: any) => a.goalId === goalId);
+  const decided = await http('POST', `/v1/approvals/${approval.approvalId}/decision`, {
+    decision: 'approve',
+    ...(edits ? { edits } : {}),
+    comment: `ok ${CANARY}`,
+  });
+  expect(decided.status).toBe(200);
+}
+
+/** A workflow's whole history as Temporal stores it, undecoded. */
+async function history(workflowId: string) {
+  const events: temporal.api.history.v1.IHistoryEvent[] = [];
+  let nextPageToken: Uint8Array | undefined;
+  do {
+    const page = await engine.temporal.client.workflowService.getWorkflowExecutionHistory({
+      namespace: 'default',
+      execution: { workflowId },
+      nextPageToken,
+    });
+    events.push(...(page.history?.events ?? []));
+    nextPageToken = page.nextPageToken?.length ? page.nextPageToken : undefined;
+  } while (nextPageToken);
+  return events;
 }
 
 const temporalCli = (...args: string[]) =>
@@ -145,7 +177,6 @@ beforeAll(async () => {
     failureConverterPath: require.resolve('../../codec/failure-converter'),
     logger: { trace() {}, debug() {}, info() {}, warn() {}, error: console.error, log() {} },
   });
-  const bundle = path.join(dataDir, 'workflow-bundle.js');
   writeFileSync(bundle, code);
   [worker, api] = await Promise.all([
     engine.spawnWorker({ KEEL_WORKFLOW_BUNDLE: bundle }),
@@ -155,6 +186,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   api?.process.kill('SIGKILL');
+  await rejecting?.close();
   await engine?.close();
   rmSync(dataDir, { recursive: true, force: true });
 });
@@ -172,34 +204,41 @@ test('a goal’s text reaches Temporal only as ciphertext, and the codec endpoin
     memo: { note: CONTROL },
   });
 
-  const started = await http('POST', '/v1/goals', {
+  // Goal 1 plans, waits for the approval (decided with edits), sends its email and completes.
+  const first = await http('POST', '/v1/goals', {
     title: `Email grace@example.com a thank-you note for the referral (${CANARY})`,
     description: `Mention ${CANARY} in the note`,
     input: { reference: CANARY },
   });
-  expect(started.status).toBe(202);
-  goalId = started.body.goalId;
-  const workflowId = started.body.workflowId;
-  await waitForGoal((g) => g.status === 'awaiting_approval');
-  const pending = await http('GET', '/v1/approvals?status=pending');
-  const approval = pending.body.approvals.find((a: any) => a.goalId === goalId);
-  const decided = await http('POST', `/v1/approvals/${approval.approvalId}/decision`, {
-    decision: 'approve',
-    edits: { body: `Hi Grace, thank you for the referral. Ref ${CANARY}.` },
-    comment: `ok ${CANARY}`,
-  });
-  expect(decided.status).toBe(200);
-  await waitForGoal((g) => g.status === 'completed');
+  expect(first.status).toBe(202);
+  await approve(first.body.goalId, { body: `Hi Grace, thank you for the referral. Ref ${CANARY}.` });
+  await waitForGoal(first.body.goalId, (g) => g.status === 'completed');
   await engine.smtp.waitFor(1);
   // The email itself is the goal's purpose: it carries the operator's words.
-  expect(engine.smtp.messages.some((m: any) => JSON.stringify(m).includes(CANARY))).toBe(true);
+  expect(engine.smtp.messages.some((m) => m.raw.includes(CANARY))).toBe(true);
 
+  // Goal 2's recipient is the canary, and its SMTP server refuses the message: the activity failure's message
+  // ("Email to <recipient> was rejected…") is goal text, so failures must be encrypted too.
+  const firstWorker = worker;
+  await firstWorker.kill('SIGTERM');
+  rejecting = await startSmtpServer({ rejectWith: { code: 550, message: 'mailbox unavailable' } });
+  worker = await engine.spawnWorker({ KEEL_WORKFLOW_BUNDLE: bundle, SMTP_URL: rejecting.url });
+  const second = await http('POST', '/v1/goals', { title: `Email ${CANARY}@example.com about the invoice delay` });
+  expect(second.status).toBe(202);
+  await approve(second.body.goalId);
+  const failed = await waitForGoal(second.body.goalId, (g) => g.status === 'failed');
+  expect(failed.error).toContain(`Email to ${CANARY}@example.com was rejected by the SMTP server`);
+  expect(rejecting.rejectedCount).toBe(1);
+
+  const workflowIds: string[] = [first.body.workflowId, second.body.workflowId];
   // Temporal's own CLI, without the codec: text and JSON.
-  const shown = await temporalCli('workflow', 'show', '--workflow-id', workflowId);
-  const shownJson = await temporalCli('workflow', 'show', '--workflow-id', workflowId, '--output', 'json');
-  const described = await temporalCli('workflow', 'describe', '--workflow-id', workflowId, '--output', 'json');
-  expect(shown).toContain('ActivityTaskCompleted');
-  for (const out of [shown, shownJson, described]) expect(found(out, CANARY)).toEqual([]);
+  for (const workflowId of workflowIds) {
+    const shown = await temporalCli('workflow', 'show', '--workflow-id', workflowId);
+    const shownJson = await temporalCli('workflow', 'show', '--workflow-id', workflowId, '--output', 'json');
+    const described = await temporalCli('workflow', 'describe', '--workflow-id', workflowId, '--output', 'json');
+    expect(shown).toContain('ActivityTaskCompleted');
+    for (const out of [shown, shownJson, described]) expect(found(out, CANARY)).toEqual([]);
+  }
   const control = await temporalCli('workflow', 'show', '--workflow-id', `control-${CONTROL}`, '--output', 'json');
   expect(found(control, CONTROL).length).toBeGreaterThan(0);
 
@@ -209,24 +248,26 @@ test('a goal’s text reaches Temporal only as ciphertext, and the codec endpoin
   expect(stored.length).toBeGreaterThan(0);
   expect(found(stored, CANARY)).toEqual([]);
   expect(found(stored, CONTROL).length).toBeGreaterThan(0);
-  expect(stored.toString('latin1')).toContain(workflowId);
+  for (const workflowId of workflowIds) expect(stored.toString('latin1')).toContain(workflowId);
 
   // The worker's and the API's output.
-  expect(found(worker.output(), CANARY)).toEqual([]);
+  // The refused send is logged by the SDK as "Activity failed", its message withheld (codec/logging.ts).
+  expect(worker.output()).toContain('ApplicationFailure (EmailRejected): [withheld: payload encryption is on]');
+  for (const w of [firstWorker, worker])
+    expect(
+      w
+        .output()
+        .split('\n')
+        .filter((l) => l.includes(CANARY)),
+    ).toEqual([]);
+  for (const w of [firstWorker, worker]) expect(found(w.output(), CANARY)).toEqual([]);
   expect(found(api.output(), CANARY)).toEqual([]);
 
-  // Every payload of the history (search attributes aside) is encrypted.
-  const events: unknown[] = [];
-  let nextPageToken: Uint8Array | undefined;
-  do {
-    const page = await engine.temporal.client.workflowService.getWorkflowExecutionHistory({
-      namespace: 'default',
-      execution: { workflowId },
-      nextPageToken,
-    });
-    events.push(...(page.history?.events ?? []));
-    nextPageToken = page.nextPageToken?.length ? page.nextPageToken : undefined;
-  } while (nextPageToken);
+  // Every payload of the histories (search attributes aside) is encrypted, and so is the failure's message.
+  const events = (await Promise.all(workflowIds.map(history))).flat();
+  const failures = events.filter((e) => e.activityTaskFailedEventAttributes);
+  expect(failures).toHaveLength(1);
+  expect(failures[0].activityTaskFailedEventAttributes!.failure!.message).toBe('Encoded failure');
   const inHistory = payloadsIn(events);
   const payloads = inHistory.map((f) => f.payload);
   expect(payloads.length).toBeGreaterThan(10);
@@ -247,12 +288,13 @@ test('a goal’s text reaches Temporal only as ciphertext, and the codec endpoin
     .join('\n');
   expect(plainText).toContain(`(${CANARY})`); // the title: workflow input, memo, summaries
   expect(plainText).toContain(`Ref ${CANARY}.`); // the approval's edits: the decide update
+  expect(plainText).toContain(`Email to ${CANARY}@example.com was rejected`); // goal 2's activity failure
   // ...and Temporal's CLI pointed at it, as the Web UI would be.
   const viaCodec = await temporalCli(
     'workflow',
     'show',
     '--workflow-id',
-    workflowId,
+    first.body.workflowId,
     '--output',
     'json',
     '--codec-endpoint',

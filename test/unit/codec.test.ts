@@ -4,7 +4,8 @@
  * remote codec protocol, its authentication and its CORS.
  */
 import { randomBytes } from 'node:crypto';
-import { DefaultFailureConverter, defaultPayloadConverter, type Payload } from '@temporalio/common';
+import { ApplicationFailure, DefaultFailureConverter, defaultPayloadConverter, type Payload } from '@temporalio/common';
+import { DefaultLogger, type LogEntry } from '@temporalio/worker';
 import { createApp } from '../../api/app';
 import {
   AesGcmPayloadCodec,
@@ -14,6 +15,8 @@ import {
   codecDataConverter,
   codecUiToken,
   parseCodecKeys,
+  withholdingLogger,
+  WITHHELD,
   payloadsFromJson,
   payloadsToJson,
 } from '../../codec';
@@ -118,6 +121,39 @@ describe('AesGcmPayloadCodec', () => {
     const failure = failureConverter.errorToFailure(new Error(SECRET), defaultPayloadConverter);
     expect(failure.message).not.toContain('ada@example.com');
     expect(failure.encodedAttributes).toBeDefined();
+  });
+});
+
+describe('withholdingLogger', () => {
+  it('keeps messages, numbers and identifiers, and withholds error messages and free text', () => {
+    const entries: LogEntry[] = [];
+    const logger = withholdingLogger(new DefaultLogger('DEBUG', (e) => entries.push(e)));
+    const failure = ApplicationFailure.create({ message: `Email to ${SECRET}`, type: 'EmailRejected' });
+    logger.warn('Activity failed', {
+      error: failure,
+      durationMs: 12,
+      activityType: 'email.send',
+      workflowId: 'goal-1',
+      problem: SECRET,
+      nested: { title: SECRET },
+    });
+    logger.info('Could not write the episodic memory of the goal', { error: `because ${SECRET}` });
+    logger.debug('plain');
+    expect(entries.map((e) => [e.level, e.message])).toEqual([
+      ['WARN', 'Activity failed'],
+      ['INFO', 'Could not write the episodic memory of the goal'],
+      ['DEBUG', 'plain'],
+    ]);
+    expect(entries[0].meta).toEqual({
+      error: `ApplicationFailure (EmailRejected): ${WITHHELD}`,
+      durationMs: 12,
+      activityType: 'email.send',
+      workflowId: 'goal-1',
+      problem: WITHHELD,
+      nested: WITHHELD,
+    });
+    expect(entries[1].meta).toEqual({ error: WITHHELD });
+    expect(JSON.stringify(entries.map((e) => [e.message, e.meta]))).not.toContain('ada@example.com');
   });
 });
 
