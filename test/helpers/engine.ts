@@ -109,6 +109,8 @@ export interface EngineOptions {
   codecKey?: string;
   /** KEEL_CODEC_UI_ORIGINS of the API's codec endpoint (default: the config's). */
   codecUiOrigins?: string[];
+  /** The API key (default: random), for a test that must know it before the engine starts. */
+  apiKey?: string;
 }
 
 /** The goal settings of a test engine: short enough to wait for, long enough not to fire by accident. */
@@ -177,7 +179,7 @@ export async function startEngine(opts: EngineOptions = {}): Promise<TestEngine>
     startSmtpServer(),
   ]);
   const taskQueue = `keel-test-${randomBytes(4).toString('hex')}`;
-  const apiKey = randomBytes(16).toString('hex');
+  const apiKey = opts.apiKey ?? randomBytes(16).toString('hex');
   const settings: GoalSettings = { ...TEST_GOAL_SETTINGS, ...opts.settings };
   const bundlePath = () => opts.workflowBundlePath ?? workflowBundlePath();
   const operatorName = opts.operatorName ?? 'Test Operator';

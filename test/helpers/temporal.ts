@@ -41,6 +41,10 @@ export interface StartTemporalOptions {
   dbFilename?: string;
   /** The data converter of the environment's client (the payload codec's, say). */
   dataConverter?: DataConverter;
+  /** Serve the Web UI on this port (default: no UI). */
+  uiPort?: number;
+  /** More `temporal server start-dev` flags (e.g. `--ui-codec-endpoint <url>`). */
+  extraArgs?: string[];
 }
 
 /** A local Temporal dev server with Keel's search attributes. */
@@ -56,6 +60,8 @@ export async function startTemporal(opts: StartTemporalOptions = {}): Promise<Te
       searchAttributes: [KeelStatus, KeelPendingApprovals],
       log: { format: 'pretty', level: opts.logLevel ?? 'warn' },
       ...(opts.dbFilename ? { dbFilename: opts.dbFilename } : {}),
+      ...(opts.uiPort ? { ui: true, uiPort: opts.uiPort } : {}),
+      ...(opts.extraArgs ? { extraArgs: opts.extraArgs } : {}),
     },
     ...(opts.dataConverter ? { client: { dataConverter: opts.dataConverter } } : {}),
   });
