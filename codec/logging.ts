@@ -31,6 +31,9 @@ const SAFE_STRING_FIELDS = new Set([
   'tool',
   'errorName',
   'errorCode',
+  // The SDK's lifecycle lines: "Worker state changed" {state}, "Workflow bundle created" {size}.
+  'state',
+  'size',
 ]);
 
 /** An error's class and Temporal failure type, without its message. */
