@@ -16,6 +16,8 @@ const SANDBOXED = [
   'tools/registry.ts',
   'models/prices.ts',
   'models/failures.ts',
+  // Bundled into the sandbox as the failure converter when payload encryption is on.
+  'codec/failure-converter.ts',
 ];
 
 const sandboxMessage = 'Workflow code runs in a deterministic sandbox: do I/O in an activity (activities/) instead.';

@@ -18,11 +18,17 @@ import { bearerAuth, jsonBody, rejectHostileInput } from './middleware';
 import { commandDeps, type AppDeps } from './types';
 import { INTERACTIONS_PATH, slackInteractions, type SlackInteractionOptions } from '../slack/app';
 import { inboxRoutes, type InboxOptions } from '../inbox/routes';
+import { codecRoutes, type CodecEndpointOptions } from './codec';
 
 export type { AppDeps } from './types';
 
 /** The API's dependencies, and Slack's interactivity when Slack approvals are on. */
-export type AppOptions = AppDeps & { slack?: SlackInteractionOptions; inbox?: InboxOptions };
+export type AppOptions = AppDeps & {
+  slack?: SlackInteractionOptions;
+  inbox?: InboxOptions;
+  /** The codec endpoint's codec and allowed Web UI origins, when KEEL_CODEC_KEY is set. */
+  codec?: CodecEndpointOptions;
+};
 
 const HEALTH_TIMEOUT_MS = 3000;
 
@@ -40,8 +46,9 @@ async function within<T>(ms: number, p: Promise<T>): Promise<T> {
 
 /**
  * The API over its dependencies: `/healthz` without a key, `/slack/interactions`
- * signed by Slack, `/inbox` (pages) behind its session cookie, everything else
- * under `/v1` with the key.
+ * signed by Slack, `/inbox` (pages) behind its session cookie, `/codec` (the
+ * payload codec for the Temporal Web UI, api/codec.ts), everything else under
+ * `/v1` with the key.
  */
 export function createApp(deps: AppOptions): express.Express {
   if (!deps.apiKey) throw new Error('createApp needs an apiKey');
@@ -106,6 +113,8 @@ export function createApp(deps: AppOptions): express.Express {
   v1.use(trustRoutes(deps));
 
   app.use('/v1', v1);
+  // Temporal's remote codec protocol for the Web UI and CLI: its own CORS, key check and body limit.
+  app.use('/codec', codecRoutes(deps.apiKey, deps.codec));
   // The approval inbox's pages: its own form parser, and its session cookie instead of the bearer key.
   app.use('/inbox', inboxRoutes(deps, deps.inbox));
   app.use((req, _res, next) => next(new HttpError(404, 'not_found', `no route ${req.method} ${req.path}`)));

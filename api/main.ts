@@ -1,39 +1,32 @@
 /** `npm run api`: the Express API against what the environment names. */
-import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import path from 'node:path';
 import { Client } from '@temporalio/client';
 import { temporalConnection } from '../commands/temporal';
-import { loadConfig, type Config } from '../config/index';
+import { loadConfig } from '../config/index';
 import { createPrisma } from '../db/prisma';
 import { memoryFromConfig } from '../memory';
 import { goalModels } from '../commands/goals';
 import { createModelGateway, modelsConfigured } from '../models/gateway';
 import { slackFromConfig } from '../slack';
 import { createApp } from './app';
-
-/** Without KEEL_API_KEY, a key is made once and kept in .keel/api-key so restarts keep it. */
-function apiKey(config: Config): { key: string; from: string } {
-  if (config.KEEL_API_KEY) return { key: config.KEEL_API_KEY, from: 'KEEL_API_KEY' };
-  const file = path.resolve('.keel', 'api-key');
-  if (existsSync(file)) return { key: readFileSync(file, 'utf8').trim(), from: file };
-  mkdirSync(path.dirname(file), { recursive: true });
-  const key = randomBytes(24).toString('base64url');
-  writeFileSync(file, `${key}\n`, { mode: 0o600 });
-  return { key, from: `${file} (generated)` };
-}
+import { apiKeyFromConfig } from './key';
+import { AesGcmPayloadCodec, codecDataConverter, codecStatus } from '../codec';
 
 async function run() {
   const config = loadConfig();
   // Lazy: the API starts and answers (healthz and the routes say 503, naming Temporal) while Temporal is down.
   const connection = temporalConnection({ address: config.TEMPORAL_ADDRESS });
-  const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
+  // With KEEL_CODEC_KEY, what the API sends Temporal (goal input, memo, summaries, updates) is encrypted.
+  const dataConverter = codecDataConverter(config.KEEL_CODEC_KEY);
+  const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE, dataConverter });
   const prisma = createPrisma(config.DATABASE_URL);
-  const key = apiKey(config);
+  const key = apiKeyFromConfig(config);
   const memory = memoryFromConfig(config, prisma);
   const slack = slackFromConfig(config, prisma);
   const app = createApp({
     ...(slack.on ? { slack: slack.interactions } : {}),
+    ...(config.KEEL_CODEC_KEY
+      ? { codec: { codec: new AesGcmPayloadCodec(config.KEEL_CODEC_KEY), uiOrigins: config.KEEL_CODEC_UI_ORIGINS } }
+      : {}),
     client,
     prisma,
     memory,
@@ -63,6 +56,12 @@ async function run() {
       slack.on
         ? `[api] Slack approvals on: posting to ${config.SLACK_CHANNEL}, ${slack.approvers.length} approver(s), interactivity at POST /slack/interactions`
         : `[api] Slack approvals off (${slack.missing.join(', ')} not set)`,
+    );
+    console.log(
+      codecStatus(config.KEEL_CODEC_KEY, 'api') +
+        (config.KEEL_CODEC_KEY
+          ? `; codec endpoint POST /codec/decode for ${config.KEEL_CODEC_UI_ORIGINS.join(', ')}`
+          : ''),
     );
   });
   if (slack.on) slack.notifier.start();

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { priceTableSchema } from '../models/prices';
 import { policySchema } from '../policy/settings';
+import { parseCodecKeys, type CodecKeys } from '../codec/keys';
 
 const durationMs = (def: number) => z.coerce.number().int().positive().default(def);
 
@@ -77,7 +78,46 @@ export const configSchema = z.object({
   KEEL_WORKER_SHUTDOWN_GRACE_MS: durationMs(10_000),
   /** ...and gives up on activities that ignore the cancellation this long after that: the process exits regardless. */
   KEEL_WORKER_SHUTDOWN_FORCE_MS: durationMs(10_000),
+  /**
+   * Payload encryption (codec/): `id:base64key[,id:base64key...]`, 32-byte AES-256 keys; the first encrypts,
+   * all decrypt. Unset or empty: payloads are not encrypted.
+   */
+  KEEL_CODEC_KEY: z.string().optional().transform(codecKeys),
+  /** Origins (comma-separated) of the Temporal Web UI allowed to call the codec endpoint from a browser (CORS). */
+  KEEL_CODEC_UI_ORIGINS: z.string().default('http://localhost:8233,http://127.0.0.1:8233').transform(origins),
 });
+
+/** KEEL_CODEC_KEY's keys; a malformed list is a config issue saying what is wrong, never quoting a key. */
+function codecKeys(text: string | undefined, ctx: z.RefinementCtx): CodecKeys | undefined {
+  if (text === undefined || text.trim() === '') return undefined;
+  try {
+    return parseCodecKeys(text);
+  } catch (err) {
+    ctx.addIssue({ code: 'custom', message: err instanceof Error ? err.message : String(err) });
+    return z.NEVER;
+  }
+}
+
+/** A comma-separated list of origins (`scheme://host[:port]`, no path), each checked. */
+function origins(text: string, ctx: z.RefinementCtx): string[] {
+  const list = text
+    .split(',')
+    .map((o) => o.trim())
+    .filter(Boolean);
+  for (const origin of list) {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(origin);
+    } catch {
+      parsed = undefined;
+    }
+    if (!parsed || parsed.origin !== origin.replace(/\/$/, '')) {
+      ctx.addIssue({ code: 'custom', message: `"${origin}" is not an origin like http://localhost:8233` });
+      return z.NEVER;
+    }
+  }
+  return list.map((o) => o.replace(/\/$/, ''));
+}
 
 /** A JSON setting's text as a value; invalid JSON is a config issue naming the parser's complaint. */
 function parseJson(text: string, ctx: z.RefinementCtx): unknown {

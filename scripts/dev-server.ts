@@ -44,6 +44,8 @@ export interface DevServerOptions {
   detached?: boolean;
   /** How long to wait for the CLI's server to answer (the SDK download path has its own limits). @default 60 s */
   startTimeoutMs?: number;
+  /** The Web UI's remote codec endpoint (`--ui-codec-endpoint`), for payloads encrypted with KEEL_CODEC_KEY. */
+  uiCodecEndpoint?: string;
 }
 
 /** A running dev server, as {@link startDevServer} returns it. */
@@ -105,6 +107,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
         uiPort,
         log: { format: 'pretty', level: 'warn' },
         searchAttributes: [...searchAttributes],
+        ...(options.uiCodecEndpoint ? { extraArgs: ['--ui-codec-endpoint', options.uiCodecEndpoint] } : {}),
       },
     });
     try {
@@ -142,6 +145,7 @@ export async function startDevServer(options: DevServerOptions): Promise<DevServ
     '--log-level',
     'warn',
     ...searchAttributes.flatMap((key) => ['--search-attribute', `${key.name}=${cliTypeName(key.type)}`]),
+    ...(options.uiCodecEndpoint ? ['--ui-codec-endpoint', options.uiCodecEndpoint] : []),
   ];
   const child = spawn(cliPath, args, { stdio: ['ignore', 'pipe', 'pipe'], detached });
   const recent: string[] = [];

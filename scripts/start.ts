@@ -8,6 +8,8 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Connection } from '@temporalio/client';
 import { loadConfig, type Config } from '../config/index';
+import { apiKeyFromConfig } from '../api/key';
+import { codecUiToken } from '../codec';
 import { redactUrl } from '../db/migrations';
 import { ensureSearchAttributes, startDevServer, type DevServer } from './dev-server';
 import { forEachLine } from './lines';
@@ -26,6 +28,8 @@ interface TemporalTarget {
   /** Only known for the dev server started here. */
   uiUrl?: string;
   external: boolean;
+  /** The dev server's Web UI decodes payloads through the API's codec endpoint (KEEL_CODEC_KEY). */
+  uiDecodes?: boolean;
 }
 
 interface Child {
@@ -185,7 +189,18 @@ function summary(config: Config, temporal: TemporalTarget, ready: Readiness) {
       `${temporal.address}, namespace ${config.TEMPORAL_NAMESPACE}` +
         (temporal.external ? ' (TEMPORAL_ADDRESS)' : `, dev server, data in ${path.relative(ROOT, DATA_DIR)}`),
     ),
-    row('Web UI', temporal.uiUrl ?? "the server's own Web UI (not started here)"),
+    row(
+      'Web UI',
+      temporal.uiUrl
+        ? `${temporal.uiUrl}${temporal.uiDecodes ? " (decrypting through the API's codec endpoint)" : ''}`
+        : "the server's own Web UI (not started here)",
+    ),
+    row(
+      'Payloads',
+      config.KEEL_CODEC_KEY
+        ? `encrypted in Temporal with key "${config.KEEL_CODEC_KEY.current.id}" (KEEL_CODEC_KEY)`
+        : 'not encrypted (KEEL_CODEC_KEY not set)',
+    ),
     row('Worker', `${ready.workerPolling ? 'polling' : 'not polling yet'} task queue ${config.KEEL_TASK_QUEUE}`),
     row('API', `http://127.0.0.1:${config.PORT} (${apiState})`),
     row('API key', config.KEEL_API_KEY ? 'KEEL_API_KEY' : 'in .keel/api-key (set KEEL_API_KEY to choose one)'),
@@ -229,6 +244,12 @@ async function main(): Promise<void> {
   } else {
     const { host, port } = splitHostPort(config.TEMPORAL_ADDRESS);
     const cli = await resolveTemporalCli({ install: false });
+    // With encryption on, the dev server's Web UI is pointed at the API's codec endpoint for the UI (its path
+    // carries a token derived from the API key, which the UI cannot send); the key is made here if it is new.
+    const uiCodecEndpoint =
+      config.KEEL_CODEC_KEY && config.PORT !== 0
+        ? `http://${host}:${config.PORT}/codec/ui/${codecUiToken(apiKeyFromConfig(config, ROOT).key)}`
+        : undefined;
     say(
       cli.path
         ? `starting the Temporal dev server (${cli.path})`
@@ -242,9 +263,10 @@ async function main(): Promise<void> {
       uiPort: port + 1000,
       namespace: config.TEMPORAL_NAMESPACE,
       detached: true,
+      uiCodecEndpoint,
     });
     const server = await devServer;
-    temporal = { address: server.address, uiUrl: server.uiUrl, external: false };
+    temporal = { address: server.address, uiUrl: server.uiUrl, external: false, uiDecodes: Boolean(uiCodecEndpoint) };
     void server.exited.then(() => {
       if (shuttingDown) return;
       console.error('[start] the Temporal dev server exited unexpectedly; stopping everything');
@@ -259,6 +281,13 @@ async function main(): Promise<void> {
     TEMPORAL_ADDRESS: temporal.address,
     TEMPORAL_NAMESPACE: config.TEMPORAL_NAMESPACE,
   };
+  // The codec endpoint answers browsers from the Web UI started here, whichever spelling of its host is typed.
+  if (temporal.uiDecodes && temporal.uiUrl && !process.env.KEEL_CODEC_UI_ORIGINS) {
+    const ui = new URL(temporal.uiUrl);
+    const hosts =
+      ui.hostname === '127.0.0.1' || ui.hostname === 'localhost' ? ['127.0.0.1', 'localhost'] : [ui.hostname];
+    env.KEEL_CODEC_UI_ORIGINS = hosts.map((h) => `${ui.protocol}//${h}:${ui.port}`).join(',');
+  }
 
   const migration = launch('migrate', ['scripts/migrate.ts', 'up'], env);
   const migrated = await migration.exited;

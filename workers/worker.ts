@@ -1,6 +1,6 @@
 /** Builds a Keel worker from its dependencies; used by workers/main.ts, the tests and the benchmark. */
 import { Client, Connection, ScheduleAlreadyRunning, ScheduleOverlapPolicy } from '@temporalio/client';
-import type { Duration } from '@temporalio/common';
+import type { DataConverter, Duration } from '@temporalio/common';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities';
 import { createModelGateway, modelsConfigured } from '../models/gateway';
@@ -14,6 +14,7 @@ import { parseFaults } from '../lib/faults';
 import { plainActivityErrors } from './errors';
 import { createPrisma, type Db } from '../db/prisma';
 import { COMPACTION_SCHEDULE_ID, type CompactionInput } from '../workflows/compaction';
+import { codecDataConverter } from '../codec';
 
 export interface KeelWorkerDeps {
   connection: NativeConnection;
@@ -41,6 +42,12 @@ export interface KeelWorkerDeps {
   planner?: ActivityDeps['planner'];
   /** The model output cache's options, or false to run without it (on by default). */
   modelCache?: ActivityDeps['modelCache'];
+  /**
+   * The payload codec's data converter (codecDataConverter, KEEL_CODEC_KEY); unset: the SDK's default. A
+   * prebuilt `workflowBundlePath` must have been bundled with its `failureConverterPath` for failures raised in
+   * workflow code to be encrypted too; bundling at start does that.
+   */
+  dataConverter?: DataConverter;
   options?: Partial<WorkerOptions>;
 }
 
@@ -52,6 +59,7 @@ export async function createKeelWorker(deps: KeelWorkerDeps): Promise<Worker> {
     ...(deps.workflowBundlePath
       ? { workflowBundle: { codePath: deps.workflowBundlePath } }
       : { workflowsPath: require.resolve('../workflows') }),
+    ...(deps.dataConverter ? { dataConverter: deps.dataConverter } : {}),
     activities: createActivities({
       prisma: deps.prisma,
       email: deps.email,
@@ -113,6 +121,8 @@ export async function ensureCompactionSchedule(
 /** Everything a worker process owns, built from configuration. */
 export async function createWorkerFromConfig(config: Config) {
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+  // One converter for the worker and its client: what one encrypts the other must read.
+  const dataConverter = codecDataConverter(config.KEEL_CODEC_KEY);
   const prisma = createPrisma(config.DATABASE_URL);
   const email = createEmailConnector({
     smtpUrl: config.SMTP_URL,
@@ -160,10 +170,11 @@ export async function createWorkerFromConfig(config: Config) {
       shutdownGraceTime: config.KEEL_WORKER_SHUTDOWN_GRACE_MS,
       shutdownForceTime: config.KEEL_WORKER_SHUTDOWN_GRACE_MS + config.KEEL_WORKER_SHUTDOWN_FORCE_MS,
     },
+    dataConverter,
   });
   const clientConnection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
   const schedule = await ensureCompactionSchedule(
-    new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE }),
+    new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE, dataConverter }),
     {
       taskQueue: config.KEEL_TASK_QUEUE,
       interval: config.KEEL_COMPACTION_INTERVAL,

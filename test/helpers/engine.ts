@@ -19,6 +19,7 @@ import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import type { Worker } from '@temporalio/worker';
 import type { ActivityDeps } from '../../activities';
 import { createApp } from '../../api/app';
+import { AesGcmPayloadCodec, codecDataConverter, parseCodecKeys } from '../../codec';
 import { defaultConfig } from '../../config';
 import { createEmailConnector, type EmailConnector, type EmailConnectorOptions } from '../../connectors/email';
 import type { GoalSettings } from '../../workflows/types';
@@ -101,6 +102,15 @@ export interface EngineOptions {
   operatorName?: string;
   /** Memory options for the API and every in-process worker. */
   memory?: TestMemoryOptions;
+  /**
+   * KEEL_CODEC_KEY's text: turns payload encryption on for the engine's Temporal client (so the API), its
+   * in-process workers, its codec endpoint and (through the environment) its child workers.
+   */
+  codecKey?: string;
+  /** KEEL_CODEC_UI_ORIGINS of the API's codec endpoint (default: the config's). */
+  codecUiOrigins?: string[];
+  /** The API key (default: random), for a test that must know it before the engine starts. */
+  apiKey?: string;
 }
 
 /** The goal settings of a test engine: short enough to wait for, long enough not to fire by accident. */
@@ -161,13 +171,15 @@ export async function serveApp(app: ReturnType<typeof createApp>): Promise<Serve
 }
 
 export async function startEngine(opts: EngineOptions = {}): Promise<TestEngine> {
+  const codecKeys = opts.codecKey ? parseCodecKeys(opts.codecKey) : undefined;
+  const dataConverter = codecDataConverter(codecKeys);
   const [db, temporal, smtp] = await Promise.all([
     createTestDatabase(opts.database),
-    startTemporal(opts.temporal),
+    startTemporal({ ...opts.temporal, ...(dataConverter ? { dataConverter } : {}) }),
     startSmtpServer(),
   ]);
   const taskQueue = `keel-test-${randomBytes(4).toString('hex')}`;
-  const apiKey = randomBytes(16).toString('hex');
+  const apiKey = opts.apiKey ?? randomBytes(16).toString('hex');
   const settings: GoalSettings = { ...TEST_GOAL_SETTINGS, ...opts.settings };
   const bundlePath = () => opts.workflowBundlePath ?? workflowBundlePath();
   const operatorName = opts.operatorName ?? 'Test Operator';
@@ -182,6 +194,14 @@ export async function startEngine(opts: EngineOptions = {}): Promise<TestEngine>
       goalSettings: settings,
       defaultBudgetUsd: defaultConfig().KEEL_DEFAULT_BUDGET_USD,
       actor: opts.actor ?? 'operator:test',
+      ...(codecKeys
+        ? {
+            codec: {
+              codec: new AesGcmPayloadCodec(codecKeys),
+              uiOrigins: opts.codecUiOrigins ?? defaultConfig().KEEL_CODEC_UI_ORIGINS,
+            },
+          }
+        : {}),
       ...over,
     });
   const api = await serveApp(apiFor());
@@ -229,6 +249,7 @@ export async function startEngine(opts: EngineOptions = {}): Promise<TestEngine>
         slack: workerOpts.slack,
         webhook: workerOpts.webhook,
         memory: workerMemory,
+        dataConverter,
       });
       const running = worker.run();
       const handle: RunningWorker = {
@@ -254,6 +275,7 @@ export async function startEngine(opts: EngineOptions = {}): Promise<TestEngine>
           SMTP_URL: smtp.url,
           KEEL_WORKFLOW_BUNDLE: bundlePath(),
           KEEL_OPERATOR_NAME: operatorName,
+          ...(opts.codecKey ? { KEEL_CODEC_KEY: opts.codecKey } : {}),
           ...env,
         },
         stdio: ['ignore', 'pipe', 'pipe'],

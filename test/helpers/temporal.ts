@@ -1,4 +1,5 @@
 /** A real Temporal dev server per test file, from the CLI binary the global setup found. */
+import type { DataConverter } from '@temporalio/common';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { DefaultLogger, Runtime, makeTelemetryFilterString } from '@temporalio/worker';
 import { KeelPendingApprovals, KeelStatus } from '../../workflows/messages';
@@ -36,6 +37,14 @@ export interface StartTemporalOptions {
   cliPath?: string | null;
   /** The dev server's own log level (default `warn`). */
   logLevel?: 'warn' | 'error';
+  /** The SQLite file the dev server keeps its data in (default: in memory). */
+  dbFilename?: string;
+  /** The data converter of the environment's client (the payload codec's, say). */
+  dataConverter?: DataConverter;
+  /** Serve the Web UI on this port (default: no UI). */
+  uiPort?: number;
+  /** More `temporal server start-dev` flags (e.g. `--ui-codec-endpoint <url>`). */
+  extraArgs?: string[];
 }
 
 /** A local Temporal dev server with Keel's search attributes. */
@@ -50,6 +59,10 @@ export async function startTemporal(opts: StartTemporalOptions = {}): Promise<Te
       ip: '127.0.0.1',
       searchAttributes: [KeelStatus, KeelPendingApprovals],
       log: { format: 'pretty', level: opts.logLevel ?? 'warn' },
+      ...(opts.dbFilename ? { dbFilename: opts.dbFilename } : {}),
+      ...(opts.uiPort ? { ui: true, uiPort: opts.uiPort } : {}),
+      ...(opts.extraArgs ? { extraArgs: opts.extraArgs } : {}),
     },
+    ...(opts.dataConverter ? { client: { dataConverter: opts.dataConverter } } : {}),
   });
 }
