@@ -10,6 +10,14 @@ import path from 'node:path';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
+/** Every live child of every supervisor, for {@link killAll}. */
+const live = new Set<ChildProcess>();
+
+/** SIGKILLs every supervised child at once (synchronous: safe in a process `exit` handler). */
+export function killAll(): void {
+  for (const c of live) c.kill('SIGKILL');
+}
+
 export interface Supervised {
   name: string;
   /** The live child, if one runs. */
@@ -52,6 +60,7 @@ export function supervise(opts: SuperviseOptions): Supervised {
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       child = c;
+      live.add(c);
       let seen = '';
       let ready = false;
       const onData = (chunk: Buffer) => {
@@ -70,6 +79,7 @@ export function supervise(opts: SuperviseOptions): Supervised {
       c.stdout!.on('data', onData);
       c.stderr!.on('data', onData);
       c.once('exit', (code, signal) => {
+        live.delete(c);
         const line = `\n[supervisor] ${opts.name} exited (${code ?? signal})\n`;
         all += line;
         log.write(line);

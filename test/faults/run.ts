@@ -34,7 +34,7 @@ import { createTestDatabase, type TestDatabase } from '../helpers/db';
 import { startOpenAIStandin, type ChatRequestBody, type OpenAIStandin } from '../helpers/openai-standin';
 import { freePort, startPgCluster, type PgCluster } from '../helpers/pg-cluster';
 import { startSlackStandin, type SlackMessage, type SlackStandin } from '../helpers/slack-standin';
-import { supervise, type Supervised } from './processes';
+import { killAll, supervise, type Supervised } from './processes';
 import { startFlakySmtp, startFlakyWebhookReceiver, type FlakySmtp, type FlakyWebhookReceiver } from './receivers';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -64,7 +64,7 @@ const SEED = flags.seed !== undefined ? Number(flags.seed) : randomInt(1, 2 ** 3
 if (!Number.isSafeInteger(SEED)) throw new Error(`--seed must be an integer, not ${flags.seed}`);
 const GOALS = flags.goals !== undefined ? Number(flags.goals) : LONG ? 200 : 50;
 const WORKERS = flags.workers !== undefined ? Number(flags.workers) : 3;
-/** How long faults are injected; goals start during its first two thirds. */
+/** How long faults are injected; goals start throughout (up to 85% of it), so every fault meets work in flight. */
 const FAULT_WINDOW_MS = LONG ? 12 * 60_000 : 150_000;
 /** After the last fault, how long every goal gets to end before it counts as stuck. */
 const SETTLE_MS = LONG ? 8 * 60_000 : 4 * 60_000;
@@ -111,7 +111,7 @@ for (let i = 0; i < GOALS; i++) {
     title,
     channel: pick<Channel>(['api', 'slack', 'batch']),
     reject: kind !== 'note' && rand() < 0.1,
-    startAtMs: between(0, (FAULT_WINDOW_MS * 2) / 3),
+    startAtMs: between(0, FAULT_WINDOW_MS * 0.85),
     acknowledged: false,
   });
 }
@@ -261,6 +261,23 @@ async function main() {
     `seed ${SEED}: ${GOALS} goals, ${WORKERS} workers, faults for ${FAULT_WINDOW_MS / 1000} s${LONG ? ' (long)' : ''}`,
   );
   const parts = await startParts();
+  // However this process ends, no worker, API or database of the run outlives it.
+  process.once('exit', () => {
+    killAll();
+    if (parts.pg.running) {
+      try {
+        parts.pg.close();
+      } catch {
+        // Best effort on the way out.
+      }
+    }
+  });
+  // Ctrl-C or a CI timeout: take every process and the private cluster along.
+  for (const signal of ['SIGINT', 'SIGTERM'] as const)
+    process.once(signal, () => {
+      say(`${signal}: stopping every part`);
+      void stopParts(parts).finally(() => process.exit(130));
+    });
   try {
     await runScenario(parts);
   } finally {
@@ -367,6 +384,8 @@ async function startParts(): Promise<Parts> {
   };
 }
 
+let stopped = false;
+
 function startTemporal(cliPath: string, port: number, uiPort: number) {
   return startDevServer({
     cliPath,
@@ -378,6 +397,8 @@ function startTemporal(cliPath: string, port: number, uiPort: number) {
 }
 
 async function stopParts(p: Parts) {
+  if (stopped) return;
+  stopped = true;
   await Promise.allSettled([p.api.stop(), ...p.workers.map((w) => w.stop())]);
   await p.temporal.stop().catch(() => undefined);
   await Promise.allSettled([p.smtp.close(), p.model.close(), p.slack.close(), p.webhook.close()]);
@@ -549,9 +570,15 @@ async function runScenario(p: Parts) {
     await sleep(Math.max(0, f.atMs - (Date.now() - t0)));
     const restoredAt = await inject(p, f);
     const ms = await recoveryAfter(p, restoredAt);
-    say(`${f.kind}${f.detail ? ` (${f.detail})` : ''} for ${f.forMs} ms; progress again after ${ms ?? 'never'} ms`);
-    if (ms !== undefined) recovery.set(f.kind, [...(recovery.get(f.kind) ?? []), ms]);
-    else failures.push(`no progress after ${f.kind}`);
+    const what = `${f.kind}${f.detail ? ` (${f.detail})` : ''} for ${f.forMs} ms`;
+    if (ms === 'idle') say(`${what}; nothing was open, so no recovery to measure`);
+    else if (ms === undefined) {
+      say(`${what}; NO progress within 120 s`);
+      failures.push(`no progress after ${f.kind} at +${Math.round(f.atMs / 1000)} s`);
+    } else {
+      say(`${what}; progress again after ${ms} ms`);
+      recovery.set(f.kind, [...(recovery.get(f.kind) ?? []), ms]);
+    }
   }
   await starter;
   say('faults over; waiting for every goal to end');
@@ -637,10 +664,22 @@ async function startWhenPossible(w: Supervised) {
   throw new Error(`${w.name} would not start again`);
 }
 
-/** Milliseconds from `since` to the first business event any goal appended after it (bounded at 120 s). */
-async function recoveryAfter(p: Parts, since: number): Promise<number | undefined> {
+/**
+ * Milliseconds from `since` to the first business event any goal appended after it (bounded at 120 s), or
+ * `idle` when no goal was open then (nothing to recover: every started goal had ended, none was due).
+ */
+async function recoveryAfter(p: Parts, since: number): Promise<number | 'idle' | undefined> {
   const deadline = since + 120_000;
   while (Date.now() < deadline) {
+    const started = goals.filter((g) => g.goalId);
+    if (started.length === goals.filter((g) => g.startAtMs <= since - t0).length) {
+      const open = await p.db.prisma.goal
+        .count({
+          where: { id: { in: started.map((g) => g.goalId!) }, status: { notIn: ['completed', 'failed', 'cancelled'] } },
+        })
+        .catch(() => 1);
+      if (open === 0) return 'idle';
+    }
     try {
       const rows = await p.db.prisma.$queryRaw<Array<{ first: Date | null }>>`
         SELECT min(at) AS first FROM events WHERE at > ${new Date(since)}`;
