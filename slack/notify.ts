@@ -24,6 +24,7 @@
  */
 import type { WebClient } from '@slack/web-api';
 import type { Db } from '../db/prisma';
+import { databaseUnavailable } from '../db/unavailable';
 import { ruleText } from '../trust/rules';
 import { chunkForMessages, messageFor, trustSuggestionMessage, type SlackApproval } from './blocks';
 import { certainlyRefused, describeSlackError, platformError } from './client';
@@ -355,14 +356,28 @@ export function createSlackNotifier(opts: SlackNotifierOptions): SlackNotifier {
     timer = setTimeout(() => void pass(), ms);
     timer.unref();
   };
+  let databaseDown = false;
   async function pass(): Promise<void> {
     if (running) {
       again = true;
       return;
     }
     running = sync().then(
-      () => undefined,
-      (err: unknown) => log(`pass failed: ${err instanceof Error ? err.message : String(err)}`),
+      () => {
+        if (databaseDown) log('PostgreSQL answers again: passes resume');
+        databaseDown = false;
+      },
+      (err: unknown) => {
+        // An outage is said once, in one line, not as a multi-line Prisma error every interval.
+        const down = databaseUnavailable(err);
+        if (down && databaseDown) return;
+        databaseDown = down !== undefined;
+        log(
+          down
+            ? `PostgreSQL is unavailable (${down}): passes wait for it`
+            : `pass failed: ${err instanceof Error ? err.message : String(err)}`,
+        );
+      },
     );
     await running;
     running = undefined;

@@ -48,6 +48,11 @@ const SIGNING_SECRET = 'keel-faults-slack-signing-secret';
 const OPERATOR = 'U0OPERATOR';
 const CHANNEL = 'C0GENERAL';
 const WEBHOOK_SECRET = 'keel-faults-webhook-secret';
+/** KEEL_FAULTS of the first workers (lib/faults.ts): SIGKILL at the fault points, once per process life. */
+const PLANTED_CRASHES = [
+  'slack.post.afterPost=crash:once,webhook.call.afterCall=crash:once',
+  'email.send.beforeSmtp=crash:once',
+];
 
 // ---------------------------------------------------------------- settings
 
@@ -359,6 +364,10 @@ async function startParts(): Promise<Parts> {
         KEEL_WEBHOOK_SECRET: WEBHOOK_SECRET,
         KEEL_WEBHOOK_TIMEOUT_MS: '3000',
         KEEL_WORKER_SHUTDOWN_GRACE_MS: '2000',
+        // Besides the harness's random kills, two workers die in the narrowest windows: right after Slack or
+        // the webhook took the request and before Keel recorded it (worker 0), and between the email's intent
+        // and SMTP (worker 1); once per life, so every restart of theirs meets it again.
+        ...(i < PLANTED_CRASHES.length ? { KEEL_FAULTS: PLANTED_CRASHES[i] } : {}),
       },
       ready: '[worker] polling',
       logFile: path.join(runDir, `worker-${i}.log`),
@@ -457,6 +466,14 @@ async function http(
 
 // ---------------------------------------------------------------- the scenario
 
+/** A 5xx other than 503 (which means "retry") is a finding: the API must never answer a fault with a 500. */
+function unexpected(what: string, r: { status: number; body: unknown }) {
+  if (r.status >= 500 && r.status !== 503) {
+    failures.push(`${what} answered ${r.status}: ${JSON.stringify(r.body)}`);
+    say(`${what} answered ${r.status}`);
+  }
+}
+
 interface Acknowledged {
   approvalId: string;
   decision: 'approve' | 'reject';
@@ -488,8 +505,13 @@ async function runScenario(p: Parts) {
             byGoalId.set(res.body.goalId, g);
             return;
           }
-          if (res.status !== 0 && res.status !== 503)
+          if (res.status >= 400 && res.status < 500)
             throw new Error(`starting ${g.tag} answered ${res.status}: ${JSON.stringify(res.body)}`);
+          // 503 (and no answer) is the API saying "retry"; anything else is a finding, and the client retries.
+          if (res.status !== 0 && res.status !== 503) {
+            failures.push(`starting ${g.tag} answered ${res.status}: ${JSON.stringify(res.body)}`);
+            say(`starting ${g.tag} answered ${res.status}; retrying`);
+          }
           await sleep(Math.min(5000, 500 * (attempt + 1)));
         }
       }),
@@ -503,6 +525,7 @@ async function runScenario(p: Parts) {
     let slackBusy = false;
     while (operatorOn) {
       const res = await http(p, 'GET', '/v1/approvals?status=pending&limit=500');
+      unexpected('listing approvals', res);
       if (res.status !== 200) {
         await sleep(1000);
         continue;
@@ -528,6 +551,7 @@ async function runScenario(p: Parts) {
             },
           ).then((r) => {
             inFlight.delete(a.approvalId);
+            unexpected(`deciding ${a.approvalId}`, r);
             if (r.status === 200) {
               decided.add(a.approvalId);
               acknowledged.push({ approvalId: a.approvalId, decision, channel });
@@ -551,6 +575,7 @@ async function runScenario(p: Parts) {
         for (const b of batch) inFlight.add(b.approvalId);
         const r = await http(p, 'POST', '/v1/approvals/decisions', { decisions: batch });
         for (const b of batch) inFlight.delete(b.approvalId);
+        unexpected('a batch of decisions', r);
         if (r.status === 200) {
           for (const item of r.body.results as Array<{ approvalId: string; status: string }>) {
             if (item.status === 'approved' || item.status === 'rejected') {
