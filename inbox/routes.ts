@@ -52,14 +52,15 @@ type Locals = { session?: Session; nonce: string };
 
 /**
  * Whether the browser marked a request as sent by another site: `Sec-Fetch-Site` other than
- * `same-origin` or `none` (typed or bookmarked), or an `Origin` (`null` included) whose host is
- * not this request's host. Requests without either header (curl, old browsers) are left to the token.
+ * `same-origin` or `none` (typed or bookmarked), or an `Origin` whose host is not this request's
+ * host. `Origin: null` says nothing (the pages' `Referrer-Policy: no-referrer` makes browsers send
+ * it with the inbox's own forms); requests without either header (curl) are left to the token.
  */
 export function crossSite(req: Request): boolean {
   const site = req.get('sec-fetch-site');
   if (site !== undefined && site !== 'same-origin' && site !== 'none') return true;
   const origin = req.get('origin');
-  if (origin === undefined) return false;
+  if (origin === undefined || origin === 'null') return false;
   try {
     return new URL(origin).host !== req.get('host');
   } catch {

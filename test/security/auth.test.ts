@@ -282,7 +282,7 @@ describe('cross-site requests to the inbox (CSRF)', () => {
     for (const headers of [
       { origin: 'https://evil.example' } as Record<string, string>,
       { 'sec-fetch-site': 'cross-site' },
-      { origin: 'null' },
+      { 'sec-fetch-site': 'same-site', origin: 'null' },
     ]) {
       const res = await raw(api.url, 'POST', `/inbox/approvals/${approvalId}/decision`, {
         headers: { 'content-type': 'application/x-www-form-urlencoded', cookie: mine.cookie, ...headers },
