@@ -87,7 +87,7 @@ function plan(to: string, hook: string) {
         tool: 'webhook.call',
         title: 'Tell the CRM',
         rationale: 'keep the CRM current',
-        inputs: { url: hook, body: { sent: to } },
+        inputs: { url: hook, body: JSON.stringify({ sent: to }) },
         dependsOn: ['send'],
       },
     ],
@@ -145,6 +145,7 @@ beforeAll(async () => {
   });
   apiProcess.stdout!.on('data', (c: Buffer) => (apiOutput += c.toString()));
   apiProcess.stderr!.on('data', (c: Buffer) => (apiOutput += c.toString()));
+  apiProcess.once('exit', (code, signal) => (apiOutput += `\n[api exited: ${code ?? signal}]\n`));
   await until('the API to listen', () => apiOutput.includes('[api] listening'), 60_000);
 });
 
@@ -159,15 +160,21 @@ afterAll(async () => {
 
 /** HTTP to the child API; every answer is kept for the search. */
 async function http(method: string, route: string, body?: unknown, headers: Record<string, string> = {}) {
-  const res = await fetch(`${apiUrl}${route}`, {
-    method,
-    redirect: 'manual',
-    headers: {
-      authorization: `Bearer ${SECRETS.KEEL_API_KEY}`,
-      ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
-      ...headers,
-    },
-    body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+  const send = () =>
+    fetch(`${apiUrl}${route}`, {
+      method,
+      redirect: 'manual',
+      headers: {
+        authorization: `Bearer ${SECRETS.KEEL_API_KEY}`,
+        ...(body !== undefined ? { 'content-type': 'application/json' } : {}),
+        ...headers,
+      },
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    });
+  // The child API closes idle sockets after Node's 5 s keep-alive; a GET that met one closing is sent again.
+  const res = await send().catch((err: unknown) => {
+    if (method !== 'GET') throw err;
+    return send();
   });
   const text = await res.text();
   answers.push(`${method} ${route} → ${res.status} ${JSON.stringify([...res.headers])}\n${text}`);
@@ -180,15 +187,24 @@ async function http(method: string, route: string, body?: unknown, headers: Reco
   return { status: res.status, body: parsed };
 }
 
-const waitForGoal = (goalId: string, predicate: (g: any) => boolean) =>
-  until(
-    `goal ${goalId}`,
-    async () => {
-      const res = await http('GET', `/v1/goals/${goalId}`);
-      return res.status === 200 && predicate(res.body) ? res.body : undefined;
-    },
-    90_000,
-  );
+async function waitForGoal(goalId: string, predicate: (g: any) => boolean) {
+  let last: unknown;
+  try {
+    return await until(
+      `goal ${goalId}`,
+      async () => {
+        const res = await http('GET', `/v1/goals/${goalId}`);
+        last = res.body;
+        return res.status === 200 && predicate(res.body) ? res.body : undefined;
+      },
+      90_000,
+    );
+  } catch (err) {
+    throw new Error(
+      `${String(err)}; last: ${JSON.stringify(last)}\nworker:\n${worker.output().slice(-3000)}\napi:\n${apiOutput.slice(-3000)}`,
+    );
+  }
+}
 
 const nowS = () => Math.floor(Date.now() / 1000);
 
@@ -225,12 +241,11 @@ async function clickInSlack(approvalId: string, actionId: string, secret = SECRE
   return res.status;
 }
 
-/** Every payload of a history as text (payload data are bytes: JSON, as the default converter writes it). */
+/** A history as text with every payload decoded (payload data are JSON bytes, base64 in the history's JSON form). */
 function historyText(history: unknown): string {
-  return JSON.stringify(history, (_k, v) => {
+  return JSON.stringify(history, (key, v) => {
     if (v instanceof Uint8Array) return Buffer.from(v).toString('utf8');
-    if (v && typeof v === 'object' && v.type === 'Buffer' && Array.isArray(v.data))
-      return Buffer.from(v.data).toString('utf8');
+    if (key === 'data' && typeof v === 'string') return Buffer.from(v, 'base64').toString('utf8');
     return v;
   });
 }
