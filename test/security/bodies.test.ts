@@ -407,6 +407,25 @@ const idArb = fc.oneof(
   fc.constantFrom('no-such-id', '%2e%2e', '..%2F..%2Fhealthz'),
 );
 
+/** Headers the API reads (and a Content-Type that may lie), with values a header can carry. */
+const headerText = nastyString.filter((v) => /^[\x20-\x7e]*$/.test(v));
+const headersArb = fc.record(
+  {
+    'idempotency-key': fc.oneof(headerText, fc.constant('k'.repeat(300))),
+    'x-keel-channel': fc.oneof(headerText, fc.constantFrom('api', 'cli', 'slack', 'inbox', 'policy')),
+    'content-type': fc.constantFrom(
+      'application/json',
+      'application/json; charset=utf-8',
+      'application/json; charset=latin1',
+      'application/json; charset=utf-16',
+      'text/plain',
+      'application/x-www-form-urlencoded',
+      'application/merge-patch+json',
+    ),
+  },
+  { requiredKeys: [] },
+);
+
 type Sent = { route: string; status: number; path: string; body?: string };
 
 /** Fuzzes one route; every answer must be below 500, and a refused request must leave the tables as they were. */
@@ -420,7 +439,8 @@ async function fuzz(r: AppRoute, numRuns: number, log: Sent[]) {
       fc.array(idArb, { minLength: 3, maxLength: 3 }),
       queryArb(shape.query),
       bodyArb(shape.body),
-      async (ids, query, body) => {
+      headersArb,
+      async (ids, query, body, extraHeaders) => {
         // GET routes may read the real goal: reading changes nothing. Writes only ever name ids that do not exist.
         const params: Record<string, string> = isGet
           ? { goalId, approvalId: ids[1], ruleId: ids[2], id: ids[2], subject: ids[0] }
@@ -449,7 +469,7 @@ async function fuzz(r: AppRoute, numRuns: number, log: Sent[]) {
             headers['content-type'] = 'application/x-www-form-urlencoded';
           }
         } else {
-          headers = { ...auth(), ...(isGet ? {} : JSON_TYPE) };
+          headers = { ...auth(), ...(isGet ? {} : JSON_TYPE), ...extraHeaders };
           sent = isGet ? undefined : body;
         }
         if (r.path === '/inbox/login') sent = sent?.replace(/(^|&)apiKey=[^&]*/g, '');

@@ -122,6 +122,13 @@ function interact(payload: unknown, opts: { ts?: number; secret?: string; header
   });
 }
 
+/** Waits for a goal's workflow to close: its status in the table is written before its last steps. */
+const closed = (workflowId: string) =>
+  engine.temporal.client.workflow
+    .getHandle(workflowId)
+    .result()
+    .catch(() => undefined);
+
 const historyLength = async (workflowId: string) =>
   (await engine.temporal.client.workflow.getHandle(workflowId).fetchHistory()).events?.length ?? 0;
 
@@ -258,6 +265,7 @@ describe('replays', () => {
     expect(answers.map((a) => a.status)).toEqual([200, 200, 200]);
     await engine.waitForGoal(p.goalId, (g) => g.status === 'completed');
     await engine.smtp.waitFor(1);
+    await closed(p.workflowId);
     const settled = await state(p);
     // Replayed again once the goal is done.
     expect((await post(body, headers)).status).toBe(200);
@@ -281,6 +289,7 @@ describe('replays', () => {
     const rejected = await engine.http('POST', `/v1/approvals/${p.approvalId}/decision`, { decision: 'reject' });
     expect(rejected.status).toBe(200);
     await engine.waitForGoal(p.goalId, (g) => g.status === 'failed');
+    await closed(p.workflowId);
     const settled = await state(p);
     expect((await post(body, headers)).status).toBe(200);
     await new Promise((r) => setTimeout(r, 1500));
