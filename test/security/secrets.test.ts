@@ -277,9 +277,17 @@ test('no secret appears in the logs, in any API answer, or in the Temporal histo
   await hooks.waitFor(1);
   expect(hooks.requests[0].headers['x-keel-signature']).toMatch(/^t=\d+,v1=[0-9a-f]{64}$/);
 
-  // 2. Failures on the way, each of which gets logged somewhere: the model refuses the key once, Slack errors,
-  //    the API is called with wrong keys, and Slack interactions arrive badly signed.
-  model.failNext(401, 1);
+  // 2. Failures on the way, each of which gets logged somewhere: the model refuses the key (echoing it, the way
+  //    OpenAI's own 401 does: "Incorrect API key provided: sk-…") and a goal fails on it, Slack errors, the API
+  //    is called with wrong keys, and Slack interactions arrive badly signed.
+  model.scriptChat({
+    status: 401,
+    message: `Incorrect API key provided: ${SECRETS.OPENAI_API_KEY}. You can find your API key at https://platform.openai.com/account/api-keys.`,
+  });
+  const doomed = await http('POST', '/v1/goals', {
+    title: `Thank secret-${randomBytes(3).toString('hex')}@example.com for the referral`,
+  });
+  await waitForGoal(doomed.body.goalId, (g) => g.status === 'failed');
   slack.script('chat.postMessage', { error: 'invalid_auth' }, { status: 500, body: 'upstream trouble' });
   const to2 = `secret-${randomBytes(3).toString('hex')}@example.com`;
   const second = await http('POST', '/v1/goals', { title: `Thank ${to2} for the referral` });
