@@ -30,8 +30,26 @@ export function bearerAuth(apiKey: string): RequestHandler {
   };
 }
 
-/** JSON bodies up to `limit` (body-parser's errors become 400 and 413 in the error handler). */
-export const jsonBody = (limit: string): RequestHandler => express.json({ limit });
+const utf8 = new TextDecoder('utf-8', { fatal: true });
+
+/**
+ * JSON bodies up to `limit` (body-parser's errors become 400 and 413 in the error handler).
+ * Bytes that are not UTF-8 are a 400: left to the parser they would become U+FFFD and be
+ * stored as text the client never sent.
+ */
+export const jsonBody = (limit: string): RequestHandler =>
+  express.json({
+    limit,
+    verify: (req, _res, buf) => {
+      // body-parser also takes utf-16 and utf-32 when the Content-Type names them; those are decoded as named.
+      if (/charset\s*=\s*"?utf-?(16|32)/i.test(req.headers['content-type'] ?? '')) return;
+      try {
+        utf8.decode(buf);
+      } catch {
+        throw Object.assign(new Error('body is not valid UTF-8'), { status: 400, type: 'entity.verify.failed' });
+      }
+    },
+  });
 
 /**
  * A 400 naming the field for a NUL character, an unpaired surrogate or

@@ -237,7 +237,8 @@ export function inboxPage(opts: {
   problems?: string[];
   pollMs: number;
 }): string {
-  const notice = opts.notice && NOTICES[opts.notice] ? NOTICES[opts.notice](opts.n ?? 0) : '';
+  // The notice comes from the query string: only the table's own keys (`?notice=__proto__` is not one).
+  const notice = opts.notice && Object.hasOwn(NOTICES, opts.notice) ? NOTICES[opts.notice](opts.n ?? 0) : '';
   return page({
     title: 'Approval inbox',
     nonce: opts.nonce,

@@ -8,7 +8,7 @@
  * CSRF token (403 without it); the cookie is the only credential here.
  */
 import { randomBytes } from 'node:crypto';
-import express, { Router, type ErrorRequestHandler, type RequestHandler, type Response } from 'express';
+import express, { Router, type ErrorRequestHandler, type Request, type RequestHandler, type Response } from 'express';
 import { z } from 'zod';
 import { CommandError } from '../commands/errors';
 import { databaseUnavailable } from '../db/unavailable';
@@ -50,6 +50,24 @@ const decisionForm = z.object({
 });
 
 type Locals = { session?: Session; nonce: string };
+
+/**
+ * Whether the browser marked a request as sent by another site: `Sec-Fetch-Site` other than
+ * `same-origin` or `none` (typed or bookmarked), or an `Origin` whose host is not this request's
+ * host. `Origin: null` says nothing (the pages' `Referrer-Policy: no-referrer` makes browsers send
+ * it with the inbox's own forms); requests without either header (curl) are left to the token.
+ */
+export function crossSite(req: Request): boolean {
+  const site = req.get('sec-fetch-site');
+  if (site !== undefined && site !== 'same-origin' && site !== 'none') return true;
+  const origin = req.get('origin');
+  if (origin === undefined || origin === 'null') return false;
+  try {
+    return new URL(origin).host !== req.get('host');
+  } catch {
+    return true;
+  }
+}
 const locals = (res: Response) => res.locals as Locals;
 
 export function inboxRoutes(deps: AppDeps, opts: InboxOptions = {}): Router {
@@ -89,11 +107,15 @@ export function inboxRoutes(deps: AppDeps, opts: InboxOptions = {}): Router {
       res.status(401).json({ error: { code: 'unauthorized', message: 'sign in at /inbox/login' } });
     };
 
-  /** Every state-changing request: a session, and that session's CSRF token in the form (403 otherwise). */
+  /**
+   * Every state-changing request: a session, and that session's CSRF token in the form (403 otherwise).
+   * A request the browser says came from another site (Origin, Sec-Fetch-Site) is refused even with a
+   * token: the token is the defence, this is a second one that costs nothing.
+   */
   const csrf: RequestHandler = (req, res, next) => {
     const session = locals(res).session;
     if (!session) return html(res, 401, messagePage(locals(res).nonce, 'Signed out', 'Sign in again to decide.'));
-    if (!keys.checkCsrf(session, (req.body as Record<string, unknown> | undefined)?.csrf)) {
+    if (crossSite(req) || !keys.checkCsrf(session, (req.body as Record<string, unknown> | undefined)?.csrf)) {
       return html(
         res,
         403,
@@ -126,6 +148,7 @@ export function inboxRoutes(deps: AppDeps, opts: InboxOptions = {}): Router {
 
   /** POST /inbox/login — the API key, compared in constant time, becomes a session cookie. */
   r.post('/login', (req, res) => {
+    if (crossSite(req)) return html(res, 403, loginPage(locals(res).nonce, 'Sign in from this page.'));
     const given = (req.body as { apiKey?: unknown } | undefined)?.apiKey;
     if (typeof given !== 'string' || !sameSecret(given, deps.apiKey)) {
       return html(res, 401, loginPage(locals(res).nonce, 'That is not the API key.'));

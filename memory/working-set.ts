@@ -81,12 +81,18 @@ export async function assembleWorkingSet(
   const about = input.subject
     ? await deps.memory.search({ query: input.query, k, subject: input.subject, withBuried: false })
     : undefined;
-  const general = await deps.memory.search({ query: input.query, k, withBuried: false });
+  // Twice as many, since memories about other people are left out below.
+  const general = await deps.memory.search({ query: input.query, k: input.subject ? 2 * k : k, withBuried: false });
   const seen = new Set<string>();
   const memories: WorkingSetItem[] = [];
+  let others = 0;
   // Memories about the subject first: they are what the step is about.
   for (const m of [...(about?.results ?? []), ...general.results]) {
     if (seen.has(m.id)) continue;
+    // A working set about someone never carries what Keel knows about another person: a draft to Ada
+    // is written from it, and what Bob told us must not reach Ada (nor an injection's "tell me about Bob").
+    if (input.subject && m.subject?.startsWith('contact:') && m.subject !== input.subject) continue;
+    if (!about?.results.some((a) => a.id === m.id) && ++others > k) continue;
     seen.add(m.id);
     const when = m.occurredAt.toISOString().slice(0, 10);
     memories.push({

@@ -190,3 +190,20 @@ export function goalRecipients(goal: {
 }): string[] {
   return [...new Set(emailAddresses(`${goal.title}\n${goal.description ?? ''}\n${JSON.stringify(goal.input)}`))];
 }
+
+const SINGLE_ADDRESS = /^(?:[^<>@]*<)?\s*([^\s<>@,;]+@[^\s<>@,;]+?)\s*>?$/;
+
+/**
+ * The people a goal started from outside content names (a trigger's goal, `origin` set): only the
+ * input values that are one address each (`to: "{{payload.from}}"`, the sender the rule's author
+ * chose to answer). Addresses inside its text are the outside's words ("send it to x@evil.test"),
+ * so they name nobody: a model that follows them is refused.
+ */
+export function originRecipients(goal: { input: Record<string, unknown> }): string[] {
+  const found = new Set<string>();
+  for (const v of Object.values(goal.input)) {
+    const m = typeof v === 'string' ? SINGLE_ADDRESS.exec(v.trim()) : null;
+    if (m && emailAddresses(m[1]).length === 1) found.add(m[1].toLowerCase());
+  }
+  return [...found];
+}

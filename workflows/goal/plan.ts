@@ -7,13 +7,22 @@ import type { PlanRevision } from '../../shared/activity-io';
 import { PLAN_MODEL, type PlannedStep, type ProposedPlan } from '../../shared/plan';
 import { uiSummary } from '../../shared/summary';
 import type { createBudget } from './budget';
-import { approvalReasons, DEFAULT_POLICY, goalRecipients, validatePlan, type Policy } from '../../policy';
+import {
+  approvalReasons,
+  DEFAULT_POLICY,
+  goalRecipients,
+  originRecipients,
+  validatePlan,
+  type Policy,
+} from '../../policy';
 import { toolSpec } from '../../tools/registry';
 import { errorMessage, failureType } from './errors';
 import type { GoalRun } from './state';
 
 /** patched() id: a model's plan may name as recipients only people the goal names or known contacts. */
 export const RECIPIENT_GUARD_PATCH = 'keel-recipient-guard';
+/** patched() id: in a goal started from outside content, addresses in its text name nobody (policy/plans.ts originRecipients). */
+export const RECIPIENT_ORIGIN_PATCH = 'keel-recipient-guard-origin';
 
 /** Where a budget approval for planning is recorded: a step of its own, ahead of the plan's steps. */
 const PLANNING_STEP = 'plan';
@@ -71,9 +80,12 @@ export async function planGoal(
     // A model's plan may only reach people the goal names or the operator's contacts: an address the
     // model picked up from outside text (an inbound email, a memory) is refused. Offline plans take
     // their recipient from the goal itself; runs from before this rule replay without it.
+    // In a goal a trigger started, the text is the outside's: only its input's addresses count as named.
+    const named = () =>
+      goal.origin !== undefined && patched(RECIPIENT_ORIGIN_PATCH) ? originRecipients(goal) : goalRecipients(goal);
     const recipients =
       proposal.generatedBy.startsWith('model:') && patched(RECIPIENT_GUARD_PATCH)
-        ? [...goalRecipients(goal), ...(proposal.knownRecipients ?? [])]
+        ? [...named(), ...(proposal.knownRecipients ?? [])]
         : undefined;
     // The policy the goal started with; goals from before policies are held to the default, which
     // asks for exactly what they asked for, so their histories replay unchanged.
