@@ -4,6 +4,7 @@
  * scratch database, a local SMTP server). The tool activities come from
  * tools/, one folder per tool; the bookkeeping ones from state/.
  */
+import type { FaultHooks } from '../lib/faults';
 import type { EmailConnector } from '../connectors/email';
 import type { SlackConnector } from '../connectors/slack';
 import type { WebhookConnector } from '../connectors/webhook';
@@ -44,6 +45,8 @@ export interface ActivityDeps {
   rateLimits?: ToolDeps['rateLimits'];
   /** The model output cache's options (KEEL_MODEL_CACHE_FRESH), or false when KEEL_MODEL_CACHE=off; on by default. */
   modelCache?: ModelCacheOptions | false;
+  /** KEEL_FAULTS' hooks for the bookkeeping activities (tests only; a no-op otherwise). */
+  faults?: FaultHooks;
 }
 
 export function createActivities(given: ActivityDeps) {
@@ -71,7 +74,10 @@ export function createActivities(given: ActivityDeps) {
       return { ...plan, knownRecipients: await knownRecipients(deps.prisma, plan.steps) };
     },
     ...createGoalStateActivities(deps.prisma),
-    ...createApprovalActivities(deps.prisma, deps.memory, { trustSuggestAfter: deps.trustSuggestAfter }),
+    ...createApprovalActivities(deps.prisma, deps.memory, {
+      trustSuggestAfter: deps.trustSuggestAfter,
+      faults: deps.faults,
+    }),
     ...createToolActivities(deps),
     ...createCompactionActivities({ prisma: deps.prisma, memory: deps.memory }),
     /** After a goal ends: the episodic memory of what happened. */

@@ -16,6 +16,10 @@ import { acceptedRuleFor, suggestAfterApproval } from '../trust/store';
 import { stableJson } from '../shared/json';
 import { loadArtifact, saveArtifact } from './artifacts';
 import { appendEvents, json, type DbTx } from './events';
+import { noFaults, type FaultHooks } from '../lib/faults';
+
+/** Fault point hit after a decision is stored, before the activity answers the workflow. */
+export const DECISION_FAULT_AFTER_WRITE = 'approval.recordDecision.afterWrite';
 
 /** What a person sees for a step: the concrete action its tool's spec describes, not the plan's shorthand. */
 async function describeProposal(db: DbTx, input: OpenApprovalInput) {
@@ -78,8 +82,9 @@ export function createApprovalActivities(
   prisma: Db,
   memory?: MemoryService,
   /** Unedited approvals of one tool to one audience before a trust rule is suggested (0: never). */
-  opts: { trustSuggestAfter?: number } = {},
+  opts: { trustSuggestAfter?: number; faults?: FaultHooks } = {},
 ) {
+  const faults = opts.faults ?? noFaults;
   const trustSuggestAfter = opts.trustSuggestAfter ?? 3;
   return {
     /** Creates the approval (idempotent on its id) and marks the step and goal as waiting. */
@@ -146,10 +151,10 @@ export function createApprovalActivities(
      * edits become a new, human-edited version of the proposed artifact.
      */
     async recordDecision(input: RecordDecisionInput): Promise<RecordDecisionResult> {
-      return prisma.$transaction(async (tx) => {
+      const result: RecordDecisionResult = await prisma.$transaction(async (tx) => {
         const approval = await tx.approval.findUnique({ where: { id: input.approvalId } });
         if (!approval) throw ApplicationFailure.nonRetryable(`approval ${input.approvalId} does not exist`, 'NotFound');
-        const status = input.decision === 'approve' ? 'approved' : 'rejected';
+        const status = input.decision === 'approve' ? ('approved' as const) : ('rejected' as const);
         if (approval.status === 'pending') {
           await tx.approval.update({
             where: { id: approval.id },
@@ -300,6 +305,9 @@ export function createApprovalActivities(
         }
         return { status, editedRef };
       });
+      // Tests crash a worker here: the decision is stored and the workflow has not heard back yet.
+      await faults.hit(DECISION_FAULT_AFTER_WRITE);
+      return result;
     },
 
     /** The first deadline passed: flag the approval and tell the operator again. */

@@ -49,6 +49,8 @@ export interface KeelWorkerDeps {
    */
   dataConverter?: DataConverter;
   options?: Partial<WorkerOptions>;
+  /** KEEL_FAULTS for the bookkeeping activities (tests). */
+  faults?: ActivityDeps['faults'];
 }
 
 export async function createKeelWorker(deps: KeelWorkerDeps): Promise<Worker> {
@@ -73,6 +75,7 @@ export async function createKeelWorker(deps: KeelWorkerDeps): Promise<Worker> {
       models: deps.models,
       planner: deps.planner,
       modelCache: deps.modelCache,
+      faults: deps.faults,
     }),
     ...deps.options,
     interceptors: {
@@ -164,6 +167,7 @@ export async function createWorkerFromConfig(config: Config) {
     modelCache: config.KEEL_MODEL_CACHE === 'off' ? false : { freshForMs: config.KEEL_MODEL_CACHE_FRESH },
     rateLimits: config.KEEL_POLICY.rateLimits,
     trustSuggestAfter: config.KEEL_TRUST_SUGGEST_AFTER,
+    faults: parseFaults(config.KEEL_FAULTS),
     options: {
       // Bounded stop: activities get the grace period to finish, then are cancelled (Temporal retries them
       // on another worker; every side effect's key makes the retry safe), then the worker gives up on them.

@@ -890,6 +890,11 @@ async function check(
     figure('slack posts (side effects and approval messages)', posts.length);
     figure('webhook deliveries applied', `${p.webhook.applied.size} (${sent.webhook.length} goals called one)`);
     figure('webhook redeliveries answered from their key', p.webhook.deliveries.filter((d) => d.replay).length);
+    for (const [id, n] of byMessageId) if (n > 1) say(`duplicate: email Message-ID ${id} received ${n} times`);
+    for (const [to, n] of byRecipient) if (n > 1) say(`duplicate: ${n} emails to ${to}`);
+    for (const [key, n] of countBy(postKeys))
+      if (n > 1) say(`duplicate: Slack message with key ${key} posted ${n} times`);
+    for (const [step, n] of webhookSteps) if (n > 1) say(`duplicate: webhook step ${step} applied under ${n} keys`);
     figure('side effects duplicated', mailDup + slackDup + webhookDup, mailDup + slackDup + webhookDup === 0);
     const completedIds = new Set(goalRows.filter((r) => r.status === 'completed').map((r) => r.id));
     const missingEffects =
@@ -905,7 +910,10 @@ async function check(
       const row = approvalRows.find((r) => r.id === a.approvalId);
       const want = a.decision === 'approve' ? 'approved' : 'rejected';
       const reached = eventRows.some((e) => e.type === `approval.${want}` && e.data?.approvalId === a.approvalId);
-      if (!row || row.status !== want || !reached) {
+      // Recorded is not enough: the workflow must have gone on (a decision the database holds and the
+      // workflow never heard of leaves the goal waiting forever).
+      const goal = goalRows.find((r) => r.id === row?.goal_id);
+      if (!row || row.status !== want || !reached || !goal || !terminal.has(goal.status)) {
         lost++;
         say(`approval lost: ${a.approvalId} via ${a.channel} (${want}; row ${row?.status ?? 'missing'})`);
       }

@@ -134,3 +134,45 @@ test('(d) SIGTERM during a stalled send: the worker hands the activity back with
   expect(sentTo('margaret@example.com')).toHaveLength(1);
   await replacement.kill('SIGTERM');
 }, 180_000);
+
+test('(e) a worker that dies right after storing a decision: the decision still reaches the workflow, which goes on to send once', async () => {
+  const before = engine.smtp.messages.length;
+  const doomed = await engine.spawnWorker({ KEEL_FAULTS: 'approval.recordDecision.afterWrite=crash' });
+  const { body } = await engine.http('POST', '/v1/goals', {
+    title: 'Email dorothy@example.com a thank-you note for the referral',
+  });
+  const approval = await pendingApprovalFor(body.goalId);
+  const decide = () =>
+    engine.http(
+      'POST',
+      `/v1/approvals/${approval.approvalId}/decision`,
+      { decision: 'approve' },
+      { 'idempotency-key': 'durability-e' },
+    );
+  const first = decide();
+  await doomed.waitForOutput('KEEL_FAULT_HIT approval.recordDecision.afterWrite');
+  await doomed.kill('SIGKILL');
+  // The row says approved, but the workflow has not heard back: nothing may be sent yet, and the
+  // decision must not be lost when the next worker takes over.
+  const row = await engine.db.prisma.approval.findUniqueOrThrow({ where: { id: approval.approvalId } });
+  expect(row.status).toBe('approved');
+  const replacement = await engine.spawnWorker();
+  let answer = await first;
+  for (let i = 0; answer.status !== 200 && i < 20; i++) answer = await decide();
+  expect(answer.body).toEqual({ approvalId: approval.approvalId, status: 'approved' });
+  await engine.waitForGoal(body.goalId, (g) => g.status === 'completed', 90_000);
+  expect(engine.smtp.messages.length).toBe(before + 1);
+  expect(sentTo('dorothy@example.com')).toHaveLength(1);
+
+  // The order that makes this safe: Temporal accepted the update before the row was written, by an
+  // ordinary activity (a local activity would have written it inside a task history might never get).
+  const history = await engine.temporal.client.workflow.getHandle(body.workflowId).fetchHistory();
+  const events = history.events ?? [];
+  const accepted = events.findIndex((e) => e.workflowExecutionUpdateAcceptedEventAttributes);
+  const scheduled = events.findIndex(
+    (e) => e.activityTaskScheduledEventAttributes?.activityType?.name === 'recordDecision',
+  );
+  expect(accepted).toBeGreaterThan(-1);
+  expect(scheduled).toBeGreaterThan(accepted);
+  await replacement.kill('SIGTERM');
+}, 180_000);

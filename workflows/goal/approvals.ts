@@ -18,6 +18,16 @@ import type { ApprovalState, StepState } from '../types';
 import { DEFAULT_POLICY, expiryDecision } from '../../policy';
 import type { GoalRun } from './state';
 
+/**
+ * patched() id: the decision is recorded by an ordinary activity, scheduled in the workflow task that accepts
+ * the update, instead of a local activity inside that task. A local activity wrote the approval row before the
+ * task (and the update's acceptance) reached history; when the task was then lost (the dev server restarted,
+ * a worker died), the database said "approved" while the workflow still waited, and a retry of the same
+ * decision was answered from the database: the goal hung (issue 10's fault suite, seed 7). Now the row is
+ * written only after Temporal holds the acceptance, and a lost activity is retried by the server.
+ */
+export const DECISION_AFTER_ACCEPT_PATCH = 'keel-decision-recorded-after-accept';
+
 /** patched() id: the decide update answers once the decision is recorded, not when it arrives. */
 export const DECIDE_ANSWERS_WHEN_RECORDED_PATCH = 'keel-decide-answers-when-recorded';
 
@@ -155,7 +165,8 @@ export function createApprovals(run: GoalRun) {
         run.refreshRunningStatus();
       }
       const d = decisions[approval.approvalId];
-      const recorded = await acts.book.recordDecision({
+      const record = patched(DECISION_AFTER_ACCEPT_PATCH) ? acts.byPreset.db.recordDecision : acts.book.recordDecision;
+      const recorded = await record({
         approvalId: d.approvalId,
         decision: d.decision,
         edits: d.edits,
