@@ -190,6 +190,22 @@ function ensureChromium(done) {
   done.push(`installed Debian's chromium (${CHROMIUM})`);
 }
 
+/**
+ * Whether the environment or a Temporal profile file names a Temporal server, read as config/temporal.ts reads
+ * it (through @temporalio/envconfig, which exists once ensureNodeModules has run). A profile that cannot be
+ * read counts as naming one: `npm start` then stops on it with the reason, so building a CLI would be wasted.
+ */
+function temporalAddressConfigured() {
+  if (process.env.TEMPORAL_ADDRESS) return true;
+  try {
+    const { loadClientConfigProfile } = require('@temporalio/envconfig');
+    const env = Object.fromEntries(Object.entries(process.env).filter(([, v]) => v !== undefined && v !== ''));
+    return Boolean(loadClientConfigProfile({ overrideEnvVars: env }).address);
+  } catch {
+    return true;
+  }
+}
+
 async function main() {
   const started = Date.now();
   const purpose = parsePurpose(process.argv.slice(2));
@@ -197,8 +213,9 @@ async function main() {
   const done = [];
   ensureNodeModules(done);
   ensurePrismaClient(done);
-  // `npm start` against a Temporal server elsewhere (TEMPORAL_ADDRESS) never runs the CLI.
-  if (purpose === 'test' || (purpose === 'start' && !process.env.TEMPORAL_ADDRESS)) {
+  // `npm start` against a Temporal server elsewhere (TEMPORAL_ADDRESS, or a Temporal profile's address) never
+  // runs the CLI.
+  if (purpose === 'test' || (purpose === 'start' && !temporalAddressConfigured())) {
     await ensureTemporalCli(done);
   }
   if (purpose === 'test') ensureChromium(done);
