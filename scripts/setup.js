@@ -9,6 +9,7 @@ const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
 const { resolveTemporalCli, TEMPORAL_PATH_FILE } = require('./temporal-cli');
+const { resolveDockerCompose } = require('./docker-compose');
 
 const ROOT = path.resolve(__dirname, '..');
 const KEEL_DIR = path.join(ROOT, '.keel');
@@ -168,6 +169,20 @@ async function ensureTemporalCli(done) {
   }
 }
 
+/**
+ * `docker compose`, for the test that validates docker-compose.yml (`docker compose config`, no engine needed):
+ * built from source when the Docker client has no compose plugin (scripts/docker-compose.js). A failure here
+ * does not stop setup: that test then fails, naming what is missing.
+ */
+async function ensureDockerCompose(done) {
+  try {
+    const { ok, detail } = await resolveDockerCompose({ install: true, log: say });
+    done.push(ok ? detail : `no docker compose (${detail}): test/unit/deploy-files.test.ts will fail`);
+  } catch (err) {
+    done.push(`no docker compose (${err.message}): test/unit/deploy-files.test.ts will fail`);
+  }
+}
+
 const CHROMIUM = '/usr/bin/chromium';
 
 /**
@@ -218,7 +233,10 @@ async function main() {
   if (purpose === 'test' || (purpose === 'start' && !temporalAddressConfigured())) {
     await ensureTemporalCli(done);
   }
-  if (purpose === 'test') ensureChromium(done);
+  if (purpose === 'test') {
+    ensureChromium(done);
+    await ensureDockerCompose(done);
+  }
   const summary = done.length ? done.join('; ') : 'nothing to do';
   say(`${summary} (${Date.now() - started} ms)`);
 }
