@@ -1,7 +1,7 @@
 /**
  * Which environment variables the code reads and which the documentation names, for
  * test/unit/configuration-docs.test.ts: the schema's keys (config/index.ts), Temporal's (config/temporal.ts)
- * and every `process.env.X` / `env.X` / `env['X']` in the source files Git tracks outside test/.
+ * and every `process.env.X` / `env.X` / `env['X']` (and config/temporal.ts's `vars.X`) in the source files Git tracks outside test/.
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
@@ -47,8 +47,9 @@ export function sourceFiles(): string[] {
 const READS = [
   /\bprocess\.env\.([A-Za-z_][A-Za-z0-9_]*)/g,
   /\bprocess\.env\[\s*['"`]([A-Za-z_][A-Za-z0-9_]*)['"`]\s*\]/g,
-  /\b[eE]nv(?:Provider)?\.([A-Z][A-Z0-9_]*)\b/g,
-  /\b[eE]nv(?:Provider)?\[\s*['"`]([A-Za-z_][A-Za-z0-9_]*)['"`]\s*\]/g,
+  // `env` parameters (cli/client.ts), and config/temporal.ts's filtered copy `vars`.
+  /\b(?:[eE]nv|envProvider|vars)\.([A-Z][A-Z0-9_]*)\b/g,
+  /\b(?:[eE]nv|envProvider|vars)\[\s*['"`]([A-Za-z_][A-Za-z0-9_]*)['"`]\s*\]/g,
 ];
 
 /** Every variable some source file reads, with the files that read it. */
@@ -103,7 +104,10 @@ export function variablesInComposeKeelEnv(): Set<string> {
   const start = text.indexOf('\nx-keel-env:');
   if (start < 0) throw new Error('docker-compose.yml has no x-keel-env block');
   const names = new Set<string>();
-  for (const line of text.slice(start + 1).split('\n').slice(1)) {
+  for (const line of text
+    .slice(start + 1)
+    .split('\n')
+    .slice(1)) {
     if (/^\S/.test(line)) break;
     const m = /^ {2}([A-Za-z_][A-Za-z0-9_]*):/.exec(line);
     if (m) names.add(m[1]);
