@@ -14,10 +14,11 @@ import { AesGcmPayloadCodec, codecDataConverter, codecStatus } from '../codec';
 async function run() {
   const config = loadConfig();
   // Lazy: the API starts and answers (healthz and the routes say 503, naming Temporal) while Temporal is down.
-  const connection = temporalConnection({ address: config.TEMPORAL_ADDRESS });
+  // Address, namespace, TLS and API key: the profile file and TEMPORAL_* variables (config/temporal.ts).
+  const connection = temporalConnection(config.temporal.connectionOptions);
   // With KEEL_CODEC_KEY, what the API sends Temporal (goal input, memo, summaries, updates) is encrypted.
   const dataConverter = codecDataConverter(config.KEEL_CODEC_KEY);
-  const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE, dataConverter });
+  const client = new Client({ connection, namespace: config.temporal.namespace, dataConverter });
   const prisma = createPrisma(config.DATABASE_URL);
   const key = apiKeyFromConfig(config);
   const memory = memoryFromConfig(config, prisma);
@@ -52,6 +53,7 @@ async function run() {
     const address = server.address();
     const port = typeof address === 'object' && address ? address.port : config.PORT;
     console.log(`[api] listening on http://127.0.0.1:${port} (API key from ${key.from})`);
+    console.log(`[api] Temporal: ${config.temporal.description}`);
     console.log(
       slack.on
         ? `[api] Slack approvals on: posting to ${config.SLACK_CHANNEL}, ${slack.approvers.length} approver(s), interactivity at POST /slack/interactions`

@@ -2,14 +2,17 @@ import { z } from 'zod';
 import { priceTableSchema } from '../models/prices';
 import { policySchema } from '../policy/settings';
 import { parseCodecKeys, type CodecKeys } from '../codec/keys';
+import { resolveTemporalConfig, type TemporalSettings } from './temporal';
 
 const durationMs = (def: number) => z.coerce.number().int().positive().default(def);
 
-/** Everything Keel reads from the environment, parsed once at start-up. */
+/**
+ * Everything Keel reads from the environment, parsed once at start-up, except where Temporal is: that is
+ * `@temporalio/envconfig`'s (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_CONFIG_FILE, TEMPORAL_PROFILE,
+ * TEMPORAL_API_KEY, TEMPORAL_TLS_*; config/temporal.ts), resolved by {@link loadConfig} into `temporal`.
+ */
 export const configSchema = z.object({
   DATABASE_URL: z.string().url().default('postgresql://postgres@127.0.0.1:5432/keel'),
-  TEMPORAL_ADDRESS: z.string().default('127.0.0.1:7233'),
-  TEMPORAL_NAMESPACE: z.string().default('default'),
   KEEL_TASK_QUEUE: z.string().min(1).default('keel'),
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   KEEL_API_KEY: z.string().optional(),
@@ -129,16 +132,23 @@ function parseJson(text: string, ctx: z.RefinementCtx): unknown {
   }
 }
 
-export type Config = z.infer<typeof configSchema>;
+export type Config = z.infer<typeof configSchema> & {
+  /** Where Temporal is and how to reach it (config/temporal.ts): the one source of Temporal's settings. */
+  temporal: TemporalSettings;
+};
 
-/** Parses the environment; throws one error naming every bad variable. */
+/** Parses the environment; throws one error naming every bad variable (and a bad Temporal profile). */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const parsed = configSchema.safeParse(env);
-  if (!parsed.success) {
-    const problems = parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ');
-    throw new Error(`Invalid configuration: ${problems}`);
+  const problems = parsed.success ? [] : parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`);
+  let temporal: TemporalSettings | undefined;
+  try {
+    temporal = resolveTemporalConfig(env);
+  } catch (err) {
+    problems.push(err instanceof Error ? err.message : String(err));
   }
-  return parsed.data;
+  if (!parsed.success || !temporal) throw new Error(`Invalid configuration: ${problems.join('; ')}`);
+  return { ...parsed.data, temporal };
 }
 
 /**

@@ -9,6 +9,7 @@ const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
 const { resolveTemporalCli, TEMPORAL_PATH_FILE } = require('./temporal-cli');
+const { resolveDockerCompose } = require('./docker-compose');
 
 const ROOT = path.resolve(__dirname, '..');
 const KEEL_DIR = path.join(ROOT, '.keel');
@@ -168,6 +169,20 @@ async function ensureTemporalCli(done) {
   }
 }
 
+/**
+ * `docker compose`, for the test that validates docker-compose.yml (`docker compose config`, no engine needed):
+ * built from source when the Docker client has no compose plugin (scripts/docker-compose.js). A failure here
+ * does not stop setup: that test then fails, naming what is missing.
+ */
+async function ensureDockerCompose(done) {
+  try {
+    const { ok, detail } = await resolveDockerCompose({ install: true, log: say });
+    done.push(ok ? detail : `no docker compose (${detail}): test/unit/deploy-files.test.ts will fail`);
+  } catch (err) {
+    done.push(`no docker compose (${err.message}): test/unit/deploy-files.test.ts will fail`);
+  }
+}
+
 const CHROMIUM = '/usr/bin/chromium';
 
 /**
@@ -190,6 +205,22 @@ function ensureChromium(done) {
   done.push(`installed Debian's chromium (${CHROMIUM})`);
 }
 
+/**
+ * Whether the environment or a Temporal profile file names a Temporal server, read as config/temporal.ts reads
+ * it (through @temporalio/envconfig, which exists once ensureNodeModules has run). A profile that cannot be
+ * read counts as naming one: `npm start` then stops on it with the reason, so building a CLI would be wasted.
+ */
+function temporalAddressConfigured() {
+  if (process.env.TEMPORAL_ADDRESS) return true;
+  try {
+    const { loadClientConfigProfile } = require('@temporalio/envconfig');
+    const env = Object.fromEntries(Object.entries(process.env).filter(([, v]) => v !== undefined && v !== ''));
+    return Boolean(loadClientConfigProfile({ overrideEnvVars: env }).address);
+  } catch {
+    return true;
+  }
+}
+
 async function main() {
   const started = Date.now();
   const purpose = parsePurpose(process.argv.slice(2));
@@ -197,11 +228,15 @@ async function main() {
   const done = [];
   ensureNodeModules(done);
   ensurePrismaClient(done);
-  // `npm start` against a Temporal server elsewhere (TEMPORAL_ADDRESS) never runs the CLI.
-  if (purpose === 'test' || (purpose === 'start' && !process.env.TEMPORAL_ADDRESS)) {
+  // `npm start` against a Temporal server elsewhere (TEMPORAL_ADDRESS, or a Temporal profile's address) never
+  // runs the CLI.
+  if (purpose === 'test' || (purpose === 'start' && !temporalAddressConfigured())) {
     await ensureTemporalCli(done);
   }
-  if (purpose === 'test') ensureChromium(done);
+  if (purpose === 'test') {
+    ensureChromium(done);
+    await ensureDockerCompose(done);
+  }
   const summary = done.length ? done.join('; ') : 'nothing to do';
   say(`${summary} (${Date.now() - started} ms)`);
 }

@@ -1,6 +1,6 @@
 /**
- * `npm start`: the whole engine on one machine. Starts Temporal's dev server (unless TEMPORAL_ADDRESS names
- * another server), migrates the database, runs one worker and the API, and stops them all together:
+ * `npm start`: the whole engine on one machine. Starts Temporal's dev server (unless TEMPORAL_ADDRESS or a
+ * Temporal profile names another server: config/temporal.ts), migrates the database, runs one worker and the API, and stops them all together:
  * on Ctrl-C, on SIGTERM, or when either child dies.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -8,6 +8,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Connection } from '@temporalio/client';
 import { loadConfig, type Config } from '../config/index';
+import type { TemporalConnectionOptions } from '../config/temporal';
 import { apiKeyFromConfig } from '../api/key';
 import { codecUiToken } from '../codec';
 import { redactUrl } from '../db/migrations';
@@ -25,6 +26,8 @@ const READY_WAIT_MS = 120_000;
 
 interface TemporalTarget {
   address: string;
+  /** How to reach it: the configured options for a server named in the configuration, the address alone for ours. */
+  connectionOptions: TemporalConnectionOptions;
   /** Only known for the dev server started here. */
   uiUrl?: string;
   external: boolean;
@@ -133,14 +136,19 @@ async function waitForApi(port: number): Promise<number | undefined> {
  * minutes, so only a poller with our child's pid in its identity (the SDK's default `pid@host`) or one seen
  * after the launch counts.
  */
-async function waitForWorker(config: Config, address: string, worker: Child, launchedAt: number): Promise<boolean> {
-  const connection = await Connection.connect({ address });
+async function waitForWorker(
+  config: Config,
+  temporal: TemporalTarget,
+  worker: Child,
+  launchedAt: number,
+): Promise<boolean> {
+  const connection = await Connection.connect(temporal.connectionOptions);
   try {
     const deadline = Date.now() + READY_WAIT_MS;
     while (Date.now() < deadline && !shuttingDown) {
       try {
         const { pollers } = await connection.workflowService.describeTaskQueue({
-          namespace: config.TEMPORAL_NAMESPACE,
+          namespace: config.temporal.namespace,
           taskQueue: { name: config.KEEL_TASK_QUEUE },
         });
         const ours = (pollers ?? []).some(
@@ -186,8 +194,9 @@ function summary(config: Config, temporal: TemporalTarget, ready: Readiness) {
     '',
     row(
       'Temporal',
-      `${temporal.address}, namespace ${config.TEMPORAL_NAMESPACE}` +
-        (temporal.external ? ' (TEMPORAL_ADDRESS)' : `, dev server, data in ${path.relative(ROOT, DATA_DIR)}`),
+      temporal.external
+        ? config.temporal.description
+        : `${temporal.address}, namespace ${config.temporal.namespace}, dev server, data in ${path.relative(ROOT, DATA_DIR)}`,
     ),
     row(
       'Web UI',
@@ -228,21 +237,35 @@ async function main(): Promise<void> {
   process.once('exit', () => children.forEach((c) => c.process.kill('SIGTERM')));
 
   const config = loadConfig();
-  const external = Boolean(process.env.TEMPORAL_ADDRESS);
+  // A server named anywhere Temporal's own tools look (TEMPORAL_ADDRESS, or the address of the profile in use)
+  // is used as it is; otherwise Keel runs the dev server here.
+  const external = config.temporal.addressConfigured;
   let temporal: TemporalTarget;
 
   if (external) {
-    say(`using the Temporal server at ${config.TEMPORAL_ADDRESS}`);
-    const connection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
+    say(`using the Temporal server at ${config.temporal.description}`);
+    const connection = await Connection.connect(config.temporal.connectionOptions);
     try {
-      const added = await ensureSearchAttributes(connection, config.TEMPORAL_NAMESPACE);
+      const added = await ensureSearchAttributes(connection, config.temporal.namespace);
       if (added.length) say(`registered search attributes ${added.join(', ')}`);
     } finally {
       await connection.close();
     }
-    temporal = { address: config.TEMPORAL_ADDRESS, external: true };
+    temporal = {
+      address: config.temporal.address,
+      connectionOptions: config.temporal.connectionOptions,
+      external: true,
+    };
   } else {
-    const { host, port } = splitHostPort(config.TEMPORAL_ADDRESS);
+    const { tls, apiKey } = config.temporal.connectionOptions;
+    if ((tls !== undefined && tls !== false) || apiKey !== undefined) {
+      // The dev server speaks plaintext: TLS or a key without an address is a profile missing its address.
+      throw new Error(
+        `Temporal TLS or an API key is configured (${config.temporal.description}) but no address: ` +
+          "set TEMPORAL_ADDRESS or the profile's address, or unset them to run the dev server here",
+      );
+    }
+    const { host, port } = splitHostPort(config.temporal.address);
     const cli = await resolveTemporalCli({ install: false });
     // With encryption on, the dev server's Web UI is pointed at the API's codec endpoint for the UI (its path
     // carries a token derived from the API key, which the UI cannot send); the key is made here if it is new.
@@ -261,12 +284,18 @@ async function main(): Promise<void> {
       ip: host,
       port,
       uiPort: port + 1000,
-      namespace: config.TEMPORAL_NAMESPACE,
+      namespace: config.temporal.namespace,
       detached: true,
       uiCodecEndpoint,
     });
     const server = await devServer;
-    temporal = { address: server.address, uiUrl: server.uiUrl, external: false, uiDecodes: Boolean(uiCodecEndpoint) };
+    temporal = {
+      address: server.address,
+      connectionOptions: { address: server.address },
+      uiUrl: server.uiUrl,
+      external: false,
+      uiDecodes: Boolean(uiCodecEndpoint),
+    };
     void server.exited.then(() => {
       if (shuttingDown) return;
       console.error('[start] the Temporal dev server exited unexpectedly; stopping everything');
@@ -275,11 +304,13 @@ async function main(): Promise<void> {
   }
   if (shuttingDown) return;
 
+  // The children resolve the same profile and variables; the address and namespace are pinned to what was
+  // resolved here (for the dev server, its address), and the environment wins over a profile.
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     DATABASE_URL: config.DATABASE_URL,
     TEMPORAL_ADDRESS: temporal.address,
-    TEMPORAL_NAMESPACE: config.TEMPORAL_NAMESPACE,
+    TEMPORAL_NAMESPACE: config.temporal.namespace,
   };
   // The codec endpoint answers browsers from the Web UI started here, whichever spelling of its host is typed.
   if (temporal.uiDecodes && temporal.uiUrl && !process.env.KEEL_CODEC_UI_ORIGINS) {
@@ -316,7 +347,7 @@ async function main(): Promise<void> {
 
   const [apiHealth, workerPolling] = await Promise.all([
     config.PORT === 0 ? undefined : waitForApi(config.PORT),
-    waitForWorker(config, temporal.address, worker, launchedAt),
+    waitForWorker(config, temporal, worker, launchedAt),
   ]);
   if (shuttingDown) return;
   printBox(summary(config, temporal, { apiHealth, workerPolling }));

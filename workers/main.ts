@@ -10,9 +10,7 @@ async function run() {
   if (config.KEEL_CODEC_KEY) Runtime.install({ logger: withholdingLogger(new DefaultLogger('INFO')) });
   const { worker, close } = await createWorkerFromConfig(config);
   console.log(codecStatus(config.KEEL_CODEC_KEY, 'worker'));
-  console.log(
-    `[worker] polling task queue "${config.KEEL_TASK_QUEUE}" on ${config.TEMPORAL_ADDRESS} (namespace ${config.TEMPORAL_NAMESPACE})`,
-  );
+  console.log(`[worker] polling task queue "${config.KEEL_TASK_QUEUE}" on ${config.temporal.description}`);
   // Temporal's runtime also hears these signals and calls worker.shutdown(): polling stops, running activities
   // get KEEL_WORKER_SHUTDOWN_GRACE_MS to finish, then are cancelled and handed back for another worker to retry.
   for (const signal of ['SIGTERM', 'SIGINT'] as const)

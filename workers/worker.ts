@@ -123,7 +123,8 @@ export async function ensureCompactionSchedule(
 
 /** Everything a worker process owns, built from configuration. */
 export async function createWorkerFromConfig(config: Config) {
-  const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
+  // One set of options (config/temporal.ts: profile file and TEMPORAL_* variables) for both connections.
+  const connection = await NativeConnection.connect(config.temporal.connectionOptions);
   // One converter for the worker and its client: what one encrypts the other must read.
   const dataConverter = codecDataConverter(config.KEEL_CODEC_KEY);
   const prisma = createPrisma(config.DATABASE_URL);
@@ -152,7 +153,7 @@ export async function createWorkerFromConfig(config: Config) {
   });
   const worker = await createKeelWorker({
     connection,
-    namespace: config.TEMPORAL_NAMESPACE,
+    namespace: config.temporal.namespace,
     taskQueue: config.KEEL_TASK_QUEUE,
     prisma,
     email,
@@ -176,9 +177,9 @@ export async function createWorkerFromConfig(config: Config) {
     },
     dataConverter,
   });
-  const clientConnection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
+  const clientConnection = await Connection.connect(config.temporal.connectionOptions);
   const schedule = await ensureCompactionSchedule(
-    new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE, dataConverter }),
+    new Client({ connection: clientConnection, namespace: config.temporal.namespace, dataConverter }),
     {
       taskQueue: config.KEEL_TASK_QUEUE,
       interval: config.KEEL_COMPACTION_INTERVAL,

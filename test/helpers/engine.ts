@@ -69,7 +69,8 @@ export interface TestEngine {
     slack?: ActivityDeps['slack'];
     webhook?: ActivityDeps['webhook'];
   }): Promise<RunningWorker>;
-  spawnWorker(env?: Record<string, string>): Promise<ChildWorker>;
+  /** A worker process (workers/main.ts) on this engine; a variable given as `undefined` is removed from its environment. */
+  spawnWorker(env?: Record<string, string | undefined>): Promise<ChildWorker>;
   /** Polls GET /v1/goals/:id until `predicate` holds. */
   waitForGoal(goalId: string, predicate: (goal: any) => boolean, timeoutMs?: number): Promise<any>;
   /**
@@ -264,20 +265,22 @@ export async function startEngine(opts: EngineOptions = {}): Promise<TestEngine>
       return handle;
     },
     async spawnWorker(env = {}) {
+      const childEnv: Record<string, string | undefined> = {
+        ...process.env,
+        DATABASE_URL: db.url,
+        TEMPORAL_ADDRESS: temporal.address,
+        TEMPORAL_NAMESPACE: 'default',
+        KEEL_TASK_QUEUE: taskQueue,
+        SMTP_URL: smtp.url,
+        KEEL_WORKFLOW_BUNDLE: bundlePath(),
+        KEEL_OPERATOR_NAME: operatorName,
+        ...(opts.codecKey ? { KEEL_CODEC_KEY: opts.codecKey } : {}),
+        ...env,
+      };
+      for (const key of Object.keys(childEnv)) if (childEnv[key] === undefined) delete childEnv[key];
       const child = spawn(process.execPath, ['-r', 'ts-node/register', path.join(ROOT, 'workers', 'main.ts')], {
         cwd: ROOT,
-        env: {
-          ...process.env,
-          DATABASE_URL: db.url,
-          TEMPORAL_ADDRESS: temporal.address,
-          TEMPORAL_NAMESPACE: 'default',
-          KEEL_TASK_QUEUE: taskQueue,
-          SMTP_URL: smtp.url,
-          KEEL_WORKFLOW_BUNDLE: bundlePath(),
-          KEEL_OPERATOR_NAME: operatorName,
-          ...(opts.codecKey ? { KEEL_CODEC_KEY: opts.codecKey } : {}),
-          ...env,
-        },
+        env: childEnv,
         stdio: ['ignore', 'pipe', 'pipe'],
       });
       let out = '';

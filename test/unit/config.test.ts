@@ -1,5 +1,6 @@
 /** config/index.ts: the schema is the one source of every default. */
 import { configSchema, defaultConfig, loadConfig } from '../../config/index';
+import { resolveTemporalConfig } from '../../config/temporal';
 
 describe('config', () => {
   it('gives every default from the schema, without reading the process environment', () => {
@@ -11,7 +12,13 @@ describe('config', () => {
       expect(defaults.KEEL_WORKING_SET_TOKENS).toBe(1500);
       expect(defaults.KEEL_BODY_LIMIT).toBe('256kb');
       expect(defaults.KEEL_TASK_QUEUE).toBe('keel');
-      expect(defaults).toEqual(configSchema.parse({}));
+      // Temporal's settings come from @temporalio/envconfig (config/temporal.ts), resolved beside the schema.
+      expect(defaults).toEqual({ ...configSchema.parse({}), temporal: resolveTemporalConfig({}) });
+      expect(defaults.temporal).toMatchObject({
+        address: '127.0.0.1:7233',
+        namespace: 'default',
+        addressConfigured: false,
+      });
       // Settings without a default stay unset rather than invented.
       expect(defaults.SMTP_URL).toBeUndefined();
       expect(defaults.KEEL_API_KEY).toBeUndefined();
