@@ -17,6 +17,7 @@
  *   the request, for accounting and caching.
  */
 import { createHash } from 'node:crypto';
+import { Context } from '@temporalio/activity';
 import { ApplicationFailure } from '@temporalio/common';
 import OpenAI, { APIConnectionError, APIConnectionTimeoutError, APIError, APIUserAbortError } from 'openai';
 import { z } from 'zod';
@@ -487,7 +488,7 @@ export function createModelGateway(config: ModelGatewayConfig, deps: ModelGatewa
       const status = err.status;
       const what = `HTTP ${status}: ${cut(serverMessage(err))}`;
       if (status === 429) {
-        return make(RETRYABLE_MODEL_FAILURES.rateLimited, false, what, retryAfterMs(err.headers));
+        return make(RETRYABLE_MODEL_FAILURES.rateLimited, false, what, rateLimitDelayMs(err.headers));
       }
       if (status >= 500 || status === 408 || status === 409) {
         return make(RETRYABLE_MODEL_FAILURES.serverError, false, what);
@@ -610,6 +611,27 @@ export function jsonOutput(opts: Pick<JsonCallOptions<z.ZodType>, 'schema' | 'sc
 }
 
 /** The delay a 429 asks for: `retry-after-ms`, else `retry-after` (seconds or an HTTP date); undefined if neither. */
+/**
+ * How long to wait after a 429: the provider's Retry-After, but never less than the activity's own
+ * exponential backoff (1 s doubling to 30 s by attempt). A provider that keeps saying "retry in 0.5 s"
+ * through a storm would otherwise use up every attempt in seconds (issue 10's fault suite: a goal failed
+ * on an 8 s storm). No Retry-After: Temporal's backoff as it is.
+ */
+function rateLimitDelayMs(headers: Headers | undefined): number | undefined {
+  const after = retryAfterMs(headers);
+  if (after === undefined) return undefined;
+  return Math.max(after, Math.min(30_000, 1000 * 2 ** (currentAttempt() - 1)));
+}
+
+/** The activity attempt this call belongs to (1 outside an activity, e.g. the API's event classification). */
+function currentAttempt(): number {
+  try {
+    return Context.current().info.attempt;
+  } catch {
+    return 1;
+  }
+}
+
 function retryAfterMs(headers: Headers | undefined): number | undefined {
   const ms = Number(headers?.get('retry-after-ms') ?? NaN);
   if (Number.isFinite(ms) && ms >= 0) return Math.ceil(ms);

@@ -15,14 +15,17 @@ export const NON_RETRYABLE = [
   ...TOOL_ERRORS,
 ];
 
-/** Model calls: slow, rate-limited, malformed output is worth another try. */
+/**
+ * Model calls: slow, rate-limited, malformed output is worth another try. Ten attempts ride out a provider's
+ * storm of 429s or 5xx of about three minutes (1 + 2 + 4 + 8 + 16 + 30 × 4 s between them).
+ */
 export const modelPreset: ActivityOptions = {
   startToCloseTimeout: '2 minutes',
   retry: {
     initialInterval: '1s',
     backoffCoefficient: 2,
     maximumInterval: '30s',
-    maximumAttempts: 5,
+    maximumAttempts: 10,
     nonRetryableErrorTypes: NON_RETRYABLE,
   },
 };

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
 import { APIUserAbortError } from 'openai';
 import { z } from 'zod';
 import { defaultConfig, loadConfig } from '../../config/index';
@@ -282,6 +283,21 @@ describe('model gateway: failures fit Temporal, one HTTP request per attempt', (
     expect(failure.type).toBe('ModelRateLimited');
     expect(failure.nextRetryDelay).toBeUndefined();
     expect(s.requests).toHaveLength(3);
+  });
+
+  it('a short Retry-After late in a storm waits at least the activity backoff, so a storm cannot use up every attempt', async () => {
+    const s = await standin();
+    const gateway = createModelGateway(configFor(s));
+    const delayAt = async (attempt: number) => {
+      s.failNext(429, 1, { retryAfterMs: 500 });
+      const env = new MockActivityEnvironment({ attempt });
+      const failure = await failureOf(env.run(() => gateway.text(textCall)));
+      expect(failure.type).toBe('ModelRateLimited');
+      return failure.nextRetryDelay;
+    };
+    expect(await delayAt(1)).toBe(1000);
+    expect(await delayAt(4)).toBe(8000);
+    expect(await delayAt(9)).toBe(30_000);
   });
 
   it('500 and 503 are retryable server errors, after exactly one request', async () => {
