@@ -51,25 +51,34 @@ export interface BenchEngine {
   engine: TestEngine;
   /** The Temporal CLI binary the dev server runs from, and where it was found. */
   cli: { path: string | null; source: string };
-  /** Keel's workflows plus the bare baselines, for workers (in this process or a child). */
+  /** The bundle of `workflowsPath`, for workers (in this process or a child). */
   bundlePath: string;
+}
+
+/** Bundles the workflows of `workflowsPath` into .keel/bench/<name>.js: its path. */
+export async function bundleWorkflows(workflowsPath: string, name: string): Promise<string> {
+  const { code } = await bundleWorkflowCode({ workflowsPath, logger: new DefaultLogger('WARN') });
+  const bundlePath = path.join(ROOT, '.keel', 'bench', `${name}.js`);
+  await mkdir(path.dirname(bundlePath), { recursive: true });
+  await writeFile(bundlePath, code);
+  return bundlePath;
 }
 
 /**
  * The engine the tests run, with the benchmark's database (dropped on close),
  * the memory store's production defaults, connector heartbeats of production
- * length, approval deadlines past the benchmark's end and a workflow bundle that also holds the bare baselines. No worker
- * is started: the caller starts one in this process or in a child.
+ * length, approval deadlines past the benchmark's end and a workflow bundle
+ * (by default one that also holds the bare baselines). No worker is started:
+ * the caller starts one in this process or in a child.
  */
-export async function startBenchEngine(opts: { poolMax: number }): Promise<BenchEngine> {
+export async function startBenchEngine(opts: {
+  poolMax: number;
+  /** The workflows workers run: default Keel's and the bare baselines in one bundle (bench/workflows). */
+  workflowsPath?: string;
+}): Promise<BenchEngine> {
   const cli = await resolveTemporalCli({ install: true });
-  const { code } = await bundleWorkflowCode({
-    workflowsPath: path.join(__dirname, 'workflows'),
-    logger: new DefaultLogger('WARN'),
-  });
-  const bundlePath = path.join(ROOT, '.keel', 'bench', 'workflow-bundle.js');
-  await mkdir(path.dirname(bundlePath), { recursive: true });
-  await writeFile(bundlePath, code);
+  const workflowsPath = opts.workflowsPath ?? path.join(__dirname, 'workflows');
+  const bundlePath = await bundleWorkflows(workflowsPath, `bundle-${path.basename(workflowsPath)}`);
   const engine = await startEngine({
     database: {
       serverUrl: process.env.KEEL_BENCH_PG ?? 'postgresql://postgres@127.0.0.1:5432/postgres',

@@ -2,7 +2,7 @@
 import { Client, Connection, ScheduleAlreadyRunning, ScheduleOverlapPolicy } from '@temporalio/client';
 import type { Duration } from '@temporalio/common';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
-import { createActivities, type ActivityDeps } from '../activities';
+import { createActivities, type ActivityDeps, type KeelActivities } from '../activities';
 import { createModelGateway, modelsConfigured } from '../models/gateway';
 import { createEmailConnector, type EmailConnector } from '../connectors/email';
 import { createSlackConnector } from '../connectors/slack';
@@ -45,7 +45,12 @@ export interface KeelWorkerDeps {
 }
 
 export async function createKeelWorker(deps: KeelWorkerDeps): Promise<Worker> {
-  return Worker.create({
+  return Worker.create(keelWorkerOptions(deps));
+}
+
+/** The options of a Keel worker: its workflows, and its activities built once from `deps`. */
+export function keelWorkerOptions(deps: KeelWorkerDeps): WorkerOptions {
+  return {
     connection: deps.connection,
     namespace: deps.namespace,
     taskQueue: deps.taskQueue,
@@ -72,7 +77,7 @@ export async function createKeelWorker(deps: KeelWorkerDeps): Promise<Worker> {
       // Outermost, so it sees what every other interceptor lets through.
       activity: [plainActivityErrors, ...(deps.options?.interceptors?.activity ?? [])],
     },
-  });
+  };
 }
 
 /** `6h`, `30m`, `45s` or milliseconds, as the schedule's interval. */
@@ -137,7 +142,7 @@ export async function createWorkerFromConfig(config: Config) {
     prisma,
     faults: parseFaults(config.KEEL_FAULTS),
   });
-  const worker = await createKeelWorker({
+  const options = keelWorkerOptions({
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
     taskQueue: config.KEEL_TASK_QUEUE,
@@ -155,6 +160,7 @@ export async function createWorkerFromConfig(config: Config) {
     rateLimits: config.KEEL_POLICY.rateLimits,
     trustSuggestAfter: config.KEEL_TRUST_SUGGEST_AFTER,
   });
+  const worker = await Worker.create(options);
   const clientConnection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
   const schedule = await ensureCompactionSchedule(
     new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE }),
@@ -171,5 +177,6 @@ export async function createWorkerFromConfig(config: Config) {
     await clientConnection.close();
     await connection.close();
   };
-  return { worker, close, schedule };
+  // The connection and activities too, for a benchmark that runs its baseline beside this worker.
+  return { worker, close, schedule, connection, activities: options.activities as KeelActivities };
 }

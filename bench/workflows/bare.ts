@@ -4,10 +4,25 @@
  * approval records or bookkeeping. `bareGoalWorkflow` is a note (no
  * approval); `bareApprovalWorkflow` is an email that waits for a bare
  * `decide` update before its send.
+ *
+ * Bare Temporal code: it imports nothing of Keel's but the activities' types,
+ * so a bundle of this file alone (bench:load's baseline) carries no Keel
+ * module code, and its options are Keel's presets' timeouts and retries
+ * written out (Keel's import the tool registry for their error types).
  */
-import { condition, defineQuery, defineUpdate, proxyActivities, setHandler, workflowInfo } from '@temporalio/workflow';
+import {
+  ActivityCancellationType,
+  condition,
+  defineQuery,
+  defineUpdate,
+  proxyActivities,
+  setHandler,
+  workflowInfo,
+  type ActivityOptions,
+  type RetryPolicy,
+} from '@temporalio/workflow';
+import type { Duration } from '@temporalio/common';
 import type { KeelActivities } from '../../activities';
-import { connectorPreset, dbPreset, modelPreset } from '../../workflows/options';
 
 /** What a bare email goal shows: whether it waits for the decision, and the decision once taken. */
 export interface BareState {
@@ -20,10 +35,26 @@ export const bareDecideUpdate = defineUpdate<BareState, [{ decision: 'approve' |
 /** The connector heartbeat the benchmark's Keel goals run with (its engine's connectorHeartbeatMs). */
 const BENCH_CONNECTOR_HEARTBEAT_MS = 30_000;
 
+/** workflows/options.ts's modelPreset, dbPreset and connectorPreset, without their non-retryable error types. */
+const retry = (initialInterval: Duration, maximumInterval: Duration, maximumAttempts: number): RetryPolicy => ({
+  initialInterval,
+  backoffCoefficient: 2,
+  maximumInterval,
+  maximumAttempts,
+});
+const modelOptions: ActivityOptions = { startToCloseTimeout: '2 minutes', retry: retry('1s', '30s', 5) };
+const dbOptions: ActivityOptions = { startToCloseTimeout: '30s', retry: retry('200ms', '10s', 10) };
+const connectorOptions: ActivityOptions = {
+  startToCloseTimeout: '5 minutes',
+  heartbeatTimeout: BENCH_CONNECTOR_HEARTBEAT_MS,
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+  retry: retry('1s', '30s', 20),
+};
+
 const activities = () => ({
-  model: proxyActivities<KeelActivities>(modelPreset),
-  db: proxyActivities<KeelActivities>(dbPreset),
-  connector: proxyActivities<KeelActivities>(connectorPreset(BENCH_CONNECTOR_HEARTBEAT_MS)),
+  model: proxyActivities<KeelActivities>(modelOptions),
+  db: proxyActivities<KeelActivities>(dbOptions),
+  connector: proxyActivities<KeelActivities>(connectorOptions),
 });
 
 export async function bareGoalWorkflow(input: { goalId: string; query: string; text?: string }): Promise<string> {
