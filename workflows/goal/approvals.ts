@@ -3,15 +3,7 @@
  * decision (the `decide` signal or update), escalates after the first
  * deadline and expires after the second.
  */
-import {
-  ApplicationFailure,
-  CancellationScope,
-  condition,
-  isCancellation,
-  log,
-  patched,
-  uuid4,
-} from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, condition, isCancellation, log, uuid4 } from '@temporalio/workflow';
 import { decidedStatus, isFinished, type Decision } from '../../shared/goal';
 import type { PlannedStep } from '../../shared/plan';
 import type { ApprovalState, StepState } from '../types';
@@ -71,7 +63,7 @@ export function createApprovals(run: GoalRun) {
         if (problem) throw ApplicationFailure.create({ type: 'DecisionRefused', message: problem, nonRetryable: true });
       }
       accept(d);
-      if (!patched(DECIDE_ANSWERS_WHEN_RECORDED_PATCH))
+      if (!run.hasPatch(DECIDE_ANSWERS_WHEN_RECORDED_PATCH))
         return { approvalId: d.approvalId, status: decidedStatus(d.decision) };
       const approval = state.approvals.find((a) => a.approvalId === d.approvalId);
       await condition(() => approval?.status !== 'pending' || isFinished(state.status));

@@ -2,7 +2,7 @@
  * Planning: ask the planner, hold its proposal to the tool registry and the
  * policy, and ask again with the problems found, a bounded number of times.
  */
-import { ApplicationFailure, patched } from '@temporalio/workflow';
+import { ApplicationFailure } from '@temporalio/workflow';
 import type { PlanRevision } from '../../shared/activity-io';
 import { PLAN_MODEL, type PlannedStep, type ProposedPlan } from '../../shared/plan';
 import { uiSummary } from '../../shared/summary';
@@ -48,7 +48,10 @@ export async function planGoal(
     });
     let proposal: ProposedPlan;
     try {
-      proposal = await acts.planner.planGoal.executeWithOptions({ summary: uiSummary(planning.title) }, [
+      // Without a model the plan is rules and one query: a local activity in the lean path. A model's plan
+      // stays an activity (slow calls, retried on their own schedule, on a queue that may be rate-limited).
+      const planner = run.lean && !goal.settings.models ? acts.localPlanner : acts.planner;
+      proposal = await planner.planGoal.executeWithOptions({ summary: uiSummary(planning.title) }, [
         {
           goalId: goal.goalId,
           title: goal.title,
@@ -72,7 +75,7 @@ export async function planGoal(
     // model picked up from outside text (an inbound email, a memory) is refused. Offline plans take
     // their recipient from the goal itself; runs from before this rule replay without it.
     const recipients =
-      proposal.generatedBy.startsWith('model:') && patched(RECIPIENT_GUARD_PATCH)
+      proposal.generatedBy.startsWith('model:') && run.hasPatch(RECIPIENT_GUARD_PATCH)
         ? [...goalRecipients(goal), ...(proposal.knownRecipients ?? [])]
         : undefined;
     // The policy the goal started with; goals from before policies are held to the default, which
