@@ -184,9 +184,9 @@ async function run() {
   const { values } = parseArgs({
     options: {
       seconds: { type: 'string', default: '60' },
-      rate: { type: 'string', default: '3' },
+      rate: { type: 'string', default: '2' },
       approvals: { type: 'string', default: '0.2' },
-      rounds: { type: 'string', default: '2' },
+      rounds: { type: 'string', default: '4' },
       warmup: { type: 'string', default: '5' },
       drain: { type: 'string', default: '60' },
       park: { type: 'string', default: '100' },
