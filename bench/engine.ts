@@ -7,26 +7,8 @@
  * dev server, in one process. Prints goals/s and start-to-complete p50/p95 for
  * both, and `ratio p50 keel/bare`. Target: within 1.5x.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { DefaultLogger, bundleWorkflowCode } from '@temporalio/worker';
-import { startEngine } from '../test/helpers/engine';
-import { bareGoalWorkflow } from './workflows';
-
-// eslint-disable-next-line @typescript-eslint/no-require-imports
-const { resolveTemporalCli } = require('../scripts/temporal-cli.js') as {
-  resolveTemporalCli(opts: { install: boolean }): Promise<{ path: string | null; source: string }>;
-};
-
-const ROOT = path.resolve(__dirname, '..');
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  const i = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
-  return sorted[i];
-}
+import { bareGoalDone, keelGoalDone, latencies, startBareGoal, startBenchEngine, startKeelGoal } from './harness';
 
 /** What one side of the comparison measured: each job's latency in ms, and the wall time and count of its runs. */
 interface Sample {
@@ -56,8 +38,7 @@ async function drive(n: number, concurrency: number, job: (i: number) => Promise
 }
 
 function summary(s: Sample) {
-  const sorted = [...s.latencies].sort((a, b) => a - b);
-  return { p50: percentile(sorted, 50), p95: percentile(sorted, 95), perSecond: (s.n / s.wallMs) * 1000 };
+  return { ...latencies(s.latencies), perSecond: (s.n / s.wallMs) * 1000 };
 }
 
 async function run() {
@@ -75,50 +56,11 @@ async function run() {
   const rounds = Math.max(1, Number(values.rounds));
   if (!(n > 0 && concurrency > 0)) throw new Error('--n and --concurrency must be positive numbers');
 
-  const cli = await resolveTemporalCli({ install: true });
-  const { code } = await bundleWorkflowCode({
-    workflowsPath: path.join(__dirname, 'workflows'),
-    logger: new DefaultLogger('WARN'),
-  });
-  const bundlePath = path.join(ROOT, '.keel', 'bench', 'workflow-bundle.js');
-  await mkdir(path.dirname(bundlePath), { recursive: true });
-  await writeFile(bundlePath, code);
-  // The engine the tests run, with the benchmark's database, a pool sized for its concurrency, the
-  // memory store's production defaults, and a worker running the bundle with the bare workflow in it.
-  const engine = await startEngine({
-    database: {
-      serverUrl: process.env.KEEL_BENCH_PG ?? 'postgresql://postgres@127.0.0.1:5432/postgres',
-      prefix: 'keel_bench',
-      poolMax: 20,
-    },
-    temporal: { cliPath: cli.path, logLevel: 'error' },
-    workflowBundlePath: bundlePath,
-    actor: 'bench',
-    operatorName: 'Bench Operator',
-    settings: { connectorHeartbeatMs: 30_000 },
-    memory: { store: {} },
-  });
+  // A pool sized for the concurrency, and a worker in this process running the bundle with the bare workflow in it.
+  const { engine, cli } = await startBenchEngine({ poolMax: 20 });
   const client = engine.temporal.client;
-
-  const keelGoal = async (i: number) => {
-    const res = await engine.http('POST', '/v1/goals', {
-      title: `Summarize bench note ${i}`,
-      kind: 'note',
-      input: { text: `Bench note ${i}. Nothing to see.` },
-    });
-    if (res.status !== 202) throw new Error(`POST /v1/goals answered ${res.status}: ${JSON.stringify(res.body)}`);
-    const { workflowId } = res.body as { workflowId: string };
-    const result = await client.workflow.getHandle(workflowId).result();
-    if (result.status !== 'completed') throw new Error(`goal ${workflowId} ended ${result.status}: ${result.error}`);
-  };
-  const bareGoal = async (i: number) => {
-    const id = `bare-${randomBytes(6).toString('hex')}-${i}`;
-    await client.workflow.execute(bareGoalWorkflow, {
-      workflowId: id,
-      taskQueue: engine.taskQueue,
-      args: [{ goalId: id, query: `Summarize bench note ${i}` }],
-    });
-  };
+  const keelGoal = async (i: number) => keelGoalDone(client, await startKeelGoal(engine, 'note', i));
+  const bareGoal = async (i: number) => bareGoalDone(client, await startBareGoal(client, engine.taskQueue, 'note', i));
 
   try {
     await engine.startWorker();

@@ -2,7 +2,7 @@
 import { Client, Connection, ScheduleAlreadyRunning, ScheduleOverlapPolicy } from '@temporalio/client';
 import type { DataConverter, Duration } from '@temporalio/common';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
-import { createActivities, type ActivityDeps } from '../activities';
+import { createActivities, type ActivityDeps, type KeelActivities } from '../activities';
 import { createModelGateway, modelsConfigured } from '../models/gateway';
 import { createEmailConnector, type EmailConnector } from '../connectors/email';
 import { createSlackConnector } from '../connectors/slack';
@@ -54,7 +54,12 @@ export interface KeelWorkerDeps {
 }
 
 export async function createKeelWorker(deps: KeelWorkerDeps): Promise<Worker> {
-  return Worker.create({
+  return Worker.create(keelWorkerOptions(deps));
+}
+
+/** The options of a Keel worker: its workflows, and its activities built once from `deps`. */
+export function keelWorkerOptions(deps: KeelWorkerDeps): WorkerOptions {
+  return {
     connection: deps.connection,
     namespace: deps.namespace,
     taskQueue: deps.taskQueue,
@@ -83,7 +88,7 @@ export async function createKeelWorker(deps: KeelWorkerDeps): Promise<Worker> {
       // Outermost, so it sees what every other interceptor lets through.
       activity: [plainActivityErrors, ...(deps.options?.interceptors?.activity ?? [])],
     },
-  });
+  };
 }
 
 /** `6h`, `30m`, `45s` or milliseconds, as the schedule's interval. */
@@ -151,7 +156,7 @@ export async function createWorkerFromConfig(config: Config) {
     prisma,
     faults: parseFaults(config.KEEL_FAULTS),
   });
-  const worker = await createKeelWorker({
+  const options = keelWorkerOptions({
     connection,
     namespace: config.temporal.namespace,
     taskQueue: config.KEEL_TASK_QUEUE,
@@ -177,6 +182,7 @@ export async function createWorkerFromConfig(config: Config) {
     },
     dataConverter,
   });
+  const worker = await Worker.create(options);
   const clientConnection = await Connection.connect(config.temporal.connectionOptions);
   const schedule = await ensureCompactionSchedule(
     new Client({ connection: clientConnection, namespace: config.temporal.namespace, dataConverter }),
@@ -193,5 +199,6 @@ export async function createWorkerFromConfig(config: Config) {
     await clientConnection.close();
     await connection.close();
   };
-  return { worker, close, schedule };
+  // The connection and activities too, for a benchmark that runs its baseline beside this worker.
+  return { worker, close, schedule, connection, activities: options.activities as KeelActivities };
 }

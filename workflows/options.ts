@@ -67,3 +67,12 @@ export const bookkeepingPreset: LocalActivityOptions = {
   startToCloseTimeout: dbPreset.startToCloseTimeout,
   retry: dbPreset.retry,
 };
+
+/**
+ * The planner as a local activity (goals without a model: the offline planner's rules and one query):
+ * the model preset's limits, so a planner that fails is retried as the activity was.
+ */
+export const localPlannerPreset: LocalActivityOptions = {
+  startToCloseTimeout: modelPreset.startToCloseTimeout,
+  retry: modelPreset.retry,
+};

@@ -1,3 +1,3 @@
-/** The benchmark's workflow bundle: Keel's own workflows plus the bare baseline, which stays out of production. */
+/** The benchmark's workflow bundle: Keel's own workflows plus the bare baselines, which stay out of production. */
 export * from '../../workflows';
-export { bareGoalWorkflow } from './bare';
+export { bareApprovalWorkflow, bareGoalWorkflow } from './bare';

@@ -22,7 +22,7 @@ const OUT = path.join(__dirname, 'histories');
  * new histories are written as <shape>-<tag>.json beside the old ones, and
  * files that exist are never overwritten. v1 histories carry no tag.
  */
-const RECORD_TAG = 'v4-decide-update';
+const RECORD_TAG = 'v7-lean-goal';
 /** The tag of histories of goals started with a model configured (budget reservations). */
 const MODEL_RECORD_TAG = 'v5-model-budget';
 /** Goals that pin a policy, planned by a model (recipient guard), replanned after a rejection with a comment. */
@@ -58,7 +58,8 @@ async function run() {
       {
         name: 'email-rejected',
         goal: { title: 'Email ken@example.com about the invoice delay' },
-        act: (id) => decideFirst(engine, id, { decision: 'reject', comment: 'wrong tone' }),
+        // Without a comment: by the default policy a comment now leads to a new plan (the v6 shape records that).
+        act: (id) => decideFirst(engine, id, { decision: 'reject' }),
         final: 'failed',
       },
       {

@@ -79,7 +79,7 @@ test('there are recorded histories of each goal shape', async () => {
   );
 });
 
-test('histories of every workflow generation are kept: no memory, memory as an activity, as a local activity, decisions answered once recorded, model budgets, replans', async () => {
+test('histories of every workflow generation are kept: no memory, memory as an activity, as a local activity, decisions answered once recorded, model budgets, replans, the lean path', async () => {
   const generations = (await histories()).map((h) => patchIds(h.json).join(',') || '(none)');
   expect(new Set(generations)).toEqual(
     new Set([
@@ -91,6 +91,8 @@ test('histories of every workflow generation are kept: no memory, memory as an a
       'keel-budget-reservation,keel-decide-answers-when-recorded,keel-episodic-memory-local',
       // A goal with a policy pinned, planned by a model (recipient guard), replanned after a rejection with a comment.
       'keel-budget-reservation,keel-recipient-guard,keel-decide-answers-when-recorded,keel-replan-after-start,keel-episodic-memory-local',
+      // The lean path: planning in a local activity, every older patch implied by this one (no marker each).
+      'keel-lean-goal',
     ]),
   );
 });

@@ -2,7 +2,8 @@
  * The Temporal Web UI reads like Keel: a goal's workflow carries its title as
  * the static summary (and a line of details), and each activity it schedules
  * carries the step's title as its summary, read back here the way the UI reads
- * them: from describe() and from the ActivityTaskScheduled events' user metadata.
+ * them: from describe() and from the ActivityTaskScheduled events' user metadata
+ * (a local activity's, the planner of a goal without a model, from its marker's).
  */
 import { defaultPayloadConverter } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
@@ -24,19 +25,31 @@ const uniq = () => Math.random().toString(36).slice(2, 8);
 /** The size the server checks: the summary as a JSON payload's data. */
 const encodedBytes = (text: string) => Buffer.byteLength(JSON.stringify(text));
 
+/** A local activity's type, from its marker's data. */
+function localActivityType(marker: temporal.api.history.v1.IMarkerRecordedEventAttributes): string {
+  const data = marker.details?.data?.payloads?.[0];
+  return data ? defaultPayloadConverter.fromPayload<{ activity_type: string }>(data as never).activity_type : '';
+}
+
 async function workflowMetadata(workflowId: string) {
   const handle = engine.temporal.client.workflow.getHandle(workflowId);
   await handle.result();
   const described = await handle.describe();
   const history = await handle.fetchHistory();
-  const scheduled = (history.events ?? []).filter((e: temporal.api.history.v1.IHistoryEvent) =>
-    Boolean(e.activityTaskScheduledEventAttributes),
+  // Activities, and local activities that carry a summary (the planner of a goal without a model): the
+  // UI shows a local activity's summary on its marker.
+  const scheduled = (history.events ?? []).filter(
+    (e: temporal.api.history.v1.IHistoryEvent) =>
+      Boolean(e.activityTaskScheduledEventAttributes) ||
+      (e.markerRecordedEventAttributes?.markerName === 'core_local_activity' && e.userMetadata?.summary),
   );
   return {
     summary: await described.staticSummary(),
     details: await described.staticDetails(),
     activities: scheduled.map((e) => ({
-      type: e.activityTaskScheduledEventAttributes!.activityType!.name!,
+      type: e.activityTaskScheduledEventAttributes
+        ? e.activityTaskScheduledEventAttributes.activityType!.name!
+        : localActivityType(e.markerRecordedEventAttributes!),
       summary: e.userMetadata?.summary
         ? defaultPayloadConverter.fromPayload<string>(e.userMetadata.summary as never)
         : undefined,
@@ -70,7 +83,14 @@ test('an approved email goal: the workflow shows its title, every activity its s
     `Send the email to ${to}`,
     'Record the outcome',
   ]);
-  expect(meta.activities.slice(1).map((a) => a.summary)).toEqual(stepTitles);
+  // The decision is recorded by its own activity, named after the step it lets through.
+  expect(meta.activities.slice(1).map((a) => a.summary)).toEqual([
+    stepTitles[0],
+    stepTitles[1],
+    `Record the approval: ${stepTitles[2]}`,
+    stepTitles[2],
+    stepTitles[3],
+  ]);
   expect(meta.activities.every((a) => a.summary !== undefined)).toBe(true);
 });
 

@@ -16,6 +16,7 @@ import { decidedStatus, isFinished, type Decision } from '../../shared/goal';
 import type { PlannedStep } from '../../shared/plan';
 import type { ApprovalState, StepState } from '../types';
 import { DEFAULT_POLICY, expiryDecision } from '../../policy';
+import { uiSummary } from '../../shared/summary';
 import type { GoalRun } from './state';
 
 /**
@@ -81,7 +82,7 @@ export function createApprovals(run: GoalRun) {
         if (problem) throw ApplicationFailure.create({ type: 'DecisionRefused', message: problem, nonRetryable: true });
       }
       accept(d);
-      if (!patched(DECIDE_ANSWERS_WHEN_RECORDED_PATCH))
+      if (!run.hasPatch(DECIDE_ANSWERS_WHEN_RECORDED_PATCH))
         return { approvalId: d.approvalId, status: decidedStatus(d.decision) };
       const approval = state.approvals.find((a) => a.approvalId === d.approvalId);
       await condition(() => approval?.status !== 'pending' || isFinished(state.status));
@@ -165,8 +166,7 @@ export function createApprovals(run: GoalRun) {
         run.refreshRunningStatus();
       }
       const d = decisions[approval.approvalId];
-      const record = patched(DECISION_AFTER_ACCEPT_PATCH) ? acts.byPreset.db.recordDecision : acts.book.recordDecision;
-      const recorded = await record({
+      const input = {
         approvalId: d.approvalId,
         decision: d.decision,
         edits: d.edits,
@@ -175,7 +175,13 @@ export function createApprovals(run: GoalRun) {
         ...(d.channel ? { channel: d.channel } : {}),
         ...(d.key ? { key: d.key } : {}),
         ...(d.shownHash ? { shownHash: d.shownHash } : {}),
-      });
+      };
+      const recorded = patched(DECISION_AFTER_ACCEPT_PATCH)
+        ? await acts.byPreset.db.recordDecision.executeWithOptions(
+            { summary: uiSummary(`Record the ${d.decision === 'approve' ? 'approval' : 'rejection'}: ${step.title}`) },
+            [input],
+          )
+        : await acts.book.recordDecision(input);
       approval.status = recorded.status;
       approval.decidedBy = d.actor;
       approval.comment = d.comment;

@@ -7,7 +7,6 @@
  * allows; when nothing fits it does not overspend: it asks the operator to
  * raise the budget, and waits.
  */
-import { patched } from '@temporalio/workflow';
 import { worstCaseCostUsd } from '../../models/prices';
 import type { PlannedStep } from '../../shared/plan';
 import type { GoalModels, StepState } from '../types';
@@ -41,7 +40,7 @@ export function createBudget(run: GoalRun, approvals: ReturnType<typeof createAp
      */
     async reserve(use: ModelUse, step: PlannedStep, stepState: StepState): Promise<Reservation | undefined> {
       const models = goal.settings.models;
-      if (!models || !patched(BUDGET_RESERVATION_PATCH)) return undefined;
+      if (!models || !run.hasPatch(BUDGET_RESERVATION_PATCH)) return undefined;
       return reserveWith(models, use, step, stepState);
     },
     /** The call is over: its real cost (added to the goal's cost by the caller) replaces the reservation. */

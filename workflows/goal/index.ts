@@ -65,7 +65,8 @@ export async function goalWorkflow(goal: GoalInput): Promise<GoalResult> {
   });
 
   // --- the main path: plan, run, then record how it ended -------------------
-  run.publishStatus('planning');
+  // The start set the status to planning (commands/goals.ts); runs from before the lean path said it again.
+  if (!run.lean) run.publishStatus('planning');
   let result: GoalResult;
   try {
     mainScope = new CancellationScope();
@@ -81,7 +82,7 @@ export async function goalWorkflow(goal: GoalInput): Promise<GoalResult> {
           // A person's no with a comment (or a failed step the policy names) may lead to one new plan
           // that uses it; runs from before replanning existed end here as they always did.
           revision = replans < policy.replan.max ? revisionFor(err, run, policy) : undefined;
-          if (!revision || cancelRequest || !patched(REPLAN_PATCH)) throw err;
+          if (!revision || cancelRequest || !run.hasPatch(REPLAN_PATCH)) throw err;
           // The given-up plan's committed work is undone first (a draft nobody will send is discarded).
           await runner.compensate(`replanned: ${revision.note}`);
           state.planChurn++;
@@ -129,7 +130,7 @@ export async function goalWorkflow(goal: GoalInput): Promise<GoalResult> {
 
   // Added after the first release (histories recorded before it replay without it), then moved to a
   // local activity to save a task-queue round trip per goal; runs that recorded the first version keep it.
-  const rememberGoal = patched(EPISODIC_MEMORY_LOCAL_PATCH)
+  const rememberGoal = run.hasPatch(EPISODIC_MEMORY_LOCAL_PATCH)
     ? acts.book.rememberGoal
     : patched(EPISODIC_MEMORY_PATCH)
       ? acts.byPreset.model.rememberGoal

@@ -57,7 +57,10 @@ export async function planGoal(
     });
     let proposal: ProposedPlan;
     try {
-      proposal = await acts.planner.planGoal.executeWithOptions({ summary: uiSummary(planning.title) }, [
+      // Without a model the plan is rules and one query: a local activity in the lean path. A model's plan
+      // stays an activity (slow calls, retried on their own schedule, on a queue that may be rate-limited).
+      const planner = run.lean && !goal.settings.models ? acts.localPlanner : acts.planner;
+      proposal = await planner.planGoal.executeWithOptions({ summary: uiSummary(planning.title) }, [
         {
           goalId: goal.goalId,
           title: goal.title,
@@ -84,7 +87,7 @@ export async function planGoal(
     const named = () =>
       goal.origin !== undefined && patched(RECIPIENT_ORIGIN_PATCH) ? originRecipients(goal) : goalRecipients(goal);
     const recipients =
-      proposal.generatedBy.startsWith('model:') && patched(RECIPIENT_GUARD_PATCH)
+      proposal.generatedBy.startsWith('model:') && run.hasPatch(RECIPIENT_GUARD_PATCH)
         ? [...named(), ...(proposal.knownRecipients ?? [])]
         : undefined;
     // The policy the goal started with; goals from before policies are held to the default, which

@@ -4,6 +4,7 @@
  */
 import {
   ApplicationFailure,
+  patched,
   proxyActivities,
   proxyLocalActivities,
   upsertSearchAttributes,
@@ -12,17 +13,31 @@ import type { KeelActivities } from '../../activities';
 import type { GoalStatus } from '../../shared/goal';
 import type { ToolPreset } from '../../tools/spec';
 import { KeelPendingApprovals, KeelStatus } from '../messages';
-import { bookkeepingPreset, connectorPreset, dbPreset, modelPreset } from '../options';
+import { bookkeepingPreset, connectorPreset, dbPreset, localPlannerPreset, modelPreset } from '../options';
 import type { GoalInput, GoalState, StepState } from '../types';
+
+/**
+ * patched() id of the lean goal path: a goal without a model plans in a
+ * local activity (no task-queue round trip and no workflow task of its own),
+ * its status is not upserted again at start (the start sets it), and every
+ * older patch is implied by this one instead of adding a marker and a
+ * TemporalChangeVersion upsert of its own. Runs recorded before it replay
+ * the old path, each older patch asked for as it was.
+ */
+export const LEAN_GOAL_PATCH = 'keel-lean-goal';
 
 /** One goal run: its input, state and activities, shared by the planning, approval and step code. */
 export type GoalRun = ReturnType<typeof createGoalRun>;
 
+/** Called first thing in the workflow, so the lean patch's marker is the run's first command. */
 export function createGoalRun(goal: GoalInput) {
+  const lean = patched(LEAN_GOAL_PATCH);
   const acts = {
     /** Bookkeeping in the canonical store, as local activities (no task-queue round trip). */
     book: proxyLocalActivities<KeelActivities>(bookkeepingPreset),
     planner: proxyActivities<KeelActivities>(modelPreset),
+    /** The planner of a goal without a model (the offline planner: rules and one query), in the lean path. */
+    localPlanner: proxyLocalActivities<KeelActivities>(localPlannerPreset),
     /** Tool activities, by the preset their spec names. */
     byPreset: {
       model: proxyActivities<KeelActivities>(modelPreset),
@@ -56,6 +71,13 @@ export function createGoalRun(goal: GoalInput) {
     goal,
     acts,
     state,
+    /** Whether this run takes the lean path (LEAN_GOAL_PATCH). */
+    lean,
+    /**
+     * patched(id) for a change older than the lean path: a lean run has it
+     * without asking (no marker, no upsert); an older run asks as it always did.
+     */
+    hasPatch: (id: string) => lean || patched(id),
     publishStatus,
     /** While steps run, the status says whether anything waits for a person. */
     refreshRunningStatus() {
