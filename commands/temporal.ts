@@ -47,10 +47,12 @@ const DEADLINE_EXCEEDED = 4;
 const UNAVAILABLE = 14;
 /**
  * Codes that say the server cannot serve now (or will not serve us), as opposed to an answer about the workflow.
+ * FAILED_PRECONDITION (9) is, for an update, a workflow whose task is failing ("Workflow Task in failed
+ * state": it takes no update until a worker completes its task again; the fault suite met it as a 500).
  * CANCELLED (1) is a server going down under the call (the fault suite met it when the dev server stopped during
  * a goal's start): our own cancellation never reaches here, the deadline race answers first.
  */
-const UNAVAILABLE_CODES = new Set([1, 2, PERMISSION_DENIED, 8, 10, 13, 15, UNAUTHENTICATED]);
+const UNAVAILABLE_CODES = new Set([1, 2, PERMISSION_DENIED, 8, 9, 10, 13, 15, UNAUTHENTICATED]);
 
 /** The last time a connection's call failed for a reason of the transport or the server, and how. */
 interface TransportFailure {

@@ -12,6 +12,7 @@ import type { MemoryService } from '../memory/service';
 import type { Config } from '../config/index';
 import { parseFaults } from '../lib/faults';
 import { plainActivityErrors } from './errors';
+import { heartbeatWhileRunning } from './heartbeat';
 import { createPrisma, type Db } from '../db/prisma';
 import { COMPACTION_SCHEDULE_ID, type CompactionInput } from '../workflows/compaction';
 import { codecDataConverter } from '../codec';
@@ -86,7 +87,7 @@ export function keelWorkerOptions(deps: KeelWorkerDeps): WorkerOptions {
     interceptors: {
       ...deps.options?.interceptors,
       // Outermost, so it sees what every other interceptor lets through.
-      activity: [plainActivityErrors, ...(deps.options?.interceptors?.activity ?? [])],
+      activity: [plainActivityErrors, heartbeatWhileRunning, ...(deps.options?.interceptors?.activity ?? [])],
     },
   };
 }

@@ -21,6 +21,9 @@ export const NON_RETRYABLE = [
  */
 export const modelPreset: ActivityOptions = {
   startToCloseTimeout: '2 minutes',
+  // Every activity heartbeats while it runs (workers/heartbeat.ts): a call whose worker died is retried
+  // after this, not after the two minutes above.
+  heartbeatTimeout: '20s',
   retry: {
     initialInterval: '1s',
     backoffCoefficient: 2,

@@ -26,6 +26,14 @@ test('a call the server cancelled while going down is unavailable (503, retry), 
   expect((err as Error).message).toBe('Temporal refused the call (1 Call cancelled)');
 });
 
+test('an update refused because the workflow task is failing is unavailable, not a 500', async () => {
+  const err = await callTemporal(failingClient(), 1000, async () => {
+    throw serviceError(9, 'Unable to perform workflow execution update due to Workflow Task in failed state.');
+  }).catch((e: unknown) => e);
+  expect(err).toBeInstanceOf(UnavailableError);
+  expect((err as Error).message).toContain('Workflow Task in failed state');
+});
+
 test('an error that is not a gRPC status is rethrown as it is', async () => {
   const bug = new TypeError('x is not a function');
   await expect(
