@@ -6,6 +6,7 @@ import { Client } from '@temporalio/client';
 import { temporalConnection } from '../commands/temporal';
 import { loadConfig, type Config } from '../config/index';
 import { createPrisma } from '../db/prisma';
+import { openDatabase } from '../db/resolve';
 import { memoryFromConfig } from '../memory';
 import { goalModels } from '../commands/goals';
 import { createModelGateway, modelsConfigured } from '../models/gateway';
@@ -25,10 +26,12 @@ function apiKey(config: Config): { key: string; from: string } {
 
 async function run() {
   const config = loadConfig();
+  // The database by db/resolve.ts's rules; an embedded one must already be served (npm start does).
+  const database = await openDatabase(process.env, { serve: false });
   // Lazy: the API starts and answers (healthz and the routes say 503, naming Temporal) while Temporal is down.
   const connection = temporalConnection({ address: config.TEMPORAL_ADDRESS });
   const client = new Client({ connection, namespace: config.TEMPORAL_NAMESPACE });
-  const prisma = createPrisma(config.DATABASE_URL);
+  const prisma = createPrisma(database.url);
   const key = apiKey(config);
   const memory = memoryFromConfig(config, prisma);
   const slack = slackFromConfig(config, prisma);
@@ -59,6 +62,7 @@ async function run() {
     const address = server.address();
     const port = typeof address === 'object' && address ? address.port : config.PORT;
     console.log(`[api] listening on http://127.0.0.1:${port} (API key from ${key.from})`);
+    console.log(`[api] database: ${database.description}`);
     console.log(
       slack.on
         ? `[api] Slack approvals on: posting to ${config.SLACK_CHANNEL}, ${slack.approvers.length} approver(s), interactivity at POST /slack/interactions`

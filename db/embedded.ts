@@ -75,7 +75,10 @@ export interface EmbeddedServerFile {
 export class EmbeddedDatabaseBusy extends Error {
   override name = 'EmbeddedDatabaseBusy';
   constructor(readonly server: EmbeddedServerFile) {
-    super(`the embedded database in ${server.dataDir} is already served by process ${server.pid} at ${server.url}`);
+    super(
+      `the embedded database in ${server.dataDir} is already served by process ${server.pid}` +
+        (server.url ? ` at ${server.url}` : ' (still opening it)'),
+    );
   }
 }
 
@@ -97,10 +100,14 @@ export async function findEmbeddedServer(dataDir: string): Promise<EmbeddedServe
   } catch {
     return undefined;
   }
+  if (!processAlive(server.pid)) {
+    rmSync(file, { force: true });
+    return undefined;
+  }
+  // A live process still opening the folder has no address yet.
+  if (!server.url) return undefined;
   const url = new URL(server.url);
-  if (processAlive(server.pid) && (await acceptsConnections(url.hostname, Number(url.port)))) return server;
-  rmSync(file, { force: true });
-  return undefined;
+  return (await acceptsConnections(url.hostname, Number(url.port))) ? server : undefined;
 }
 
 /**
@@ -111,18 +118,20 @@ export async function startEmbeddedDatabase(opts: EmbeddedOptions): Promise<Embe
   const inMemory = opts.dataDir.startsWith('memory://');
   const dataDir = inMemory ? opts.dataDir : path.resolve(opts.dataDir);
   const announce = !inMemory && opts.announce !== false;
+  const file = serverFilePath(dataDir);
   if (announce) {
-    const running = await findEmbeddedServer(dataDir);
-    if (running) throw new EmbeddedDatabaseBusy(running);
     mkdirSync(dataDir, { recursive: true });
+    await claim(file, dataDir);
   }
-  const db = await PGlite.create(inMemory ? undefined : dataDir, {
-    ...(opts.loadDataDir ? { loadDataDir: opts.loadDataDir } : {}),
-  });
-  const sessions = new SessionScheduler(db, opts.idleInTransactionMs ?? 30_000);
-  const server = createServer((socket) => sessions.attach(socket));
+  let db: PGlite | undefined;
+  const sessions: { current?: SessionScheduler } = {};
+  const server = createServer((socket) => sessions.current?.attach(socket));
   const host = opts.host ?? '127.0.0.1';
   try {
+    db = await PGlite.create(inMemory ? undefined : dataDir, {
+      ...(opts.loadDataDir ? { loadDataDir: opts.loadDataDir } : {}),
+    });
+    sessions.current = new SessionScheduler(db, opts.idleInTransactionMs ?? 30_000);
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(opts.port ?? 0, host, () => {
@@ -131,34 +140,56 @@ export async function startEmbeddedDatabase(opts: EmbeddedOptions): Promise<Embe
       });
     });
   } catch (err) {
-    await db.close().catch(() => undefined);
+    await db?.close().catch(() => undefined);
+    if (announce) release(file);
     throw err;
   }
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : 0;
   const url = `postgresql://postgres@${host}:${port}/${DATABASE}`;
-  const file = serverFilePath(dataDir);
   if (announce) writeFileSync(file, `${JSON.stringify({ pid: process.pid, url, dataDir }, null, 2)}\n`);
+  const scheduler = sessions.current;
+  const pglite = db;
 
   let stopped: Promise<void> | undefined;
   return {
     url,
     port,
     dataDir,
-    db,
+    db: pglite,
     stop() {
       stopped ??= (async () => {
-        await closeServer(server, sessions);
-        await db.close().catch(() => undefined);
-        if (announce && existsSync(file)) {
-          // Only our own file: a later server may have replaced it after a crash of ours.
-          const current = readServerFile(file);
-          if (current?.pid === process.pid) rmSync(file, { force: true });
-        }
+        await closeServer(server, scheduler);
+        await pglite.close().catch(() => undefined);
+        if (announce) release(file);
       })();
       return stopped;
     },
   };
+}
+
+/**
+ * Claims the folder by creating its server file exclusively (two PGlites on one folder would corrupt it);
+ * a file left by a dead process is taken over.
+ */
+async function claim(file: string, dataDir: string): Promise<void> {
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      writeFileSync(file, `${JSON.stringify({ pid: process.pid, url: '', dataDir }, null, 2)}\n`, { flag: 'wx' });
+      return;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+    }
+    const holder = readServerFile(file);
+    if (holder && processAlive(holder.pid)) throw new EmbeddedDatabaseBusy(holder);
+    rmSync(file, { force: true });
+  }
+  throw new Error(`could not claim ${file}`);
+}
+
+/** Removes the server file if it is ours (a later server may have replaced it after a crash of ours). */
+function release(file: string): void {
+  if (existsSync(file) && readServerFile(file)?.pid === process.pid) rmSync(file, { force: true });
 }
 
 async function closeServer(server: Server, sessions: SessionScheduler): Promise<void> {

@@ -1,10 +1,14 @@
 /** `npm run worker`: one Keel worker against what the environment names. Stops cleanly on SIGINT/SIGTERM. */
 import { loadConfig } from '../config/index';
+import { openDatabase } from '../db/resolve';
 import { createWorkerFromConfig } from './worker';
 
 async function run() {
-  const config = loadConfig();
+  // The database by db/resolve.ts's rules; an embedded one must already be served (npm start does).
+  const database = await openDatabase(process.env, { serve: false });
+  const config = { ...loadConfig(), DATABASE_URL: database.url };
   const { worker, close } = await createWorkerFromConfig(config);
+  console.log(`[worker] database: ${database.description}`);
   console.log(
     `[worker] polling task queue "${config.KEEL_TASK_QUEUE}" on ${config.TEMPORAL_ADDRESS} (namespace ${config.TEMPORAL_NAMESPACE})`,
   );
