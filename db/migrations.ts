@@ -172,7 +172,7 @@ export async function migrate(databaseUrl: string, opts: MigrationOptions = {}):
           // The advisory lock serializes runners on a server PostgreSQL. On the embedded database (PGlite,
           // one session shared by every connection) it is re-entrant for everyone and serializes nothing,
           // but a transaction runs alone there, so this check and the migration cannot interleave with
-          // another runner's: the later runner finds the row and skips.
+          // another runner's: the later runner finds the row and leaves the rest to the one ahead of it.
           const already = await client.query(`SELECT 1 FROM ${MIGRATIONS_TABLE} WHERE name = $1`, [name]);
           if ((already.rowCount ?? 0) > 0) {
             raced = true;
@@ -184,7 +184,8 @@ export async function migrate(databaseUrl: string, opts: MigrationOptions = {}):
             migration.checksum,
           ]);
         });
-        if (!raced) done.push(name);
+        if (raced) break;
+        done.push(name);
       }
       return { applied: done };
     }),
