@@ -59,9 +59,9 @@ export async function chooseDatabase(env: NodeJS.ProcessEnv = process.env): Prom
   const { hostname, port } = new URL(fallback);
   const address = `${hostname}:${port || 5432}`;
   if (await acceptsConnections(hostname, Number(port || 5432))) {
-    return { kind: 'server', url: fallback, reason: `no DATABASE_URL; PostgreSQL answers on ${address}` };
+    return { kind: 'server', url: fallback, reason: `answers on ${address}` };
   }
-  return embedded(`no DATABASE_URL and nothing answers on ${address}`);
+  return embedded(`nothing answers on ${address}`);
 }
 
 /**
@@ -87,7 +87,7 @@ export async function openDatabase(
     return {
       kind: 'embedded',
       url: running.url,
-      description: `embedded (PGlite) at ${running.url}, data in ${choice.dataDir}, served by process ${running.pid} (${choice.reason})`,
+      description: `embedded (PGlite) on ${new URL(running.url).host} (process ${running.pid}), data in ${choice.dataDir} (${choice.reason})`,
       close: async () => undefined,
     };
   }
@@ -101,7 +101,7 @@ export async function openDatabase(
   return {
     kind: 'embedded',
     url: db.url,
-    description: `embedded (PGlite) at ${db.url}, data in ${choice.dataDir} (${choice.reason})`,
+    description: `embedded (PGlite) on ${new URL(db.url).host}, data in ${choice.dataDir} (${choice.reason})`,
     close: () => db.stop(),
   };
 }
