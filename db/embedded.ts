@@ -380,12 +380,19 @@ class SessionScheduler {
           conn.socket.destroy();
           this.drop(conn);
         }
+        if (conn.closed) {
+          // It went away during its unit: its transaction must not become the next client's.
+          await this.release(conn);
+          continue;
+        }
         const lastType = String.fromCharCode(unit.at(-1)?.[0] ?? 0);
         const midBatch = lastType === 'H' || conn.partial.length > 0;
-        if (!conn.closed && (midBatch || this.db.isInTransaction())) {
+        if (midBatch || this.db.isInTransaction()) {
           conn.idleSince = Date.now();
-          if (conn.units.length === 0) this.watchIdleOwner();
-          if (conn.units.length === 0) break;
+          if (conn.units.length === 0) {
+            this.watchIdleOwner();
+            break;
+          }
         } else {
           this.owner = undefined;
         }
