@@ -3,6 +3,7 @@ import { Client } from '@temporalio/client';
 import { temporalConnection } from '../commands/temporal';
 import { loadConfig } from '../config/index';
 import { createPrisma } from '../db/prisma';
+import { openDatabase } from '../db/resolve';
 import { memoryFromConfig } from '../memory';
 import { goalModels } from '../commands/goals';
 import { createModelGateway, modelsConfigured } from '../models/gateway';
@@ -13,13 +14,15 @@ import { AesGcmPayloadCodec, codecDataConverter, codecStatus } from '../codec';
 
 async function run() {
   const config = loadConfig();
+  // The database by db/resolve.ts's rules; an embedded one must already be served (npm start does).
+  const database = await openDatabase(process.env, { serve: false });
   // Lazy: the API starts and answers (healthz and the routes say 503, naming Temporal) while Temporal is down.
   // Address, namespace, TLS and API key: the profile file and TEMPORAL_* variables (config/temporal.ts).
   const connection = temporalConnection(config.temporal.connectionOptions);
   // With KEEL_CODEC_KEY, what the API sends Temporal (goal input, memo, summaries, updates) is encrypted.
   const dataConverter = codecDataConverter(config.KEEL_CODEC_KEY);
   const client = new Client({ connection, namespace: config.temporal.namespace, dataConverter });
-  const prisma = createPrisma(config.DATABASE_URL);
+  const prisma = createPrisma(database.url);
   const key = apiKeyFromConfig(config);
   const memory = memoryFromConfig(config, prisma);
   const slack = slackFromConfig(config, prisma);
@@ -54,6 +57,7 @@ async function run() {
     const port = typeof address === 'object' && address ? address.port : config.PORT;
     console.log(`[api] listening on http://127.0.0.1:${port} (API key from ${key.from})`);
     console.log(`[api] Temporal: ${config.temporal.description}`);
+    console.log(`[api] database: ${database.description}`);
     console.log(
       slack.on
         ? `[api] Slack approvals on: posting to ${config.SLACK_CHANNEL}, ${slack.approvers.length} approver(s), interactivity at POST /slack/interactions`

@@ -13,6 +13,14 @@ const durationMs = (def: number) => z.coerce.number().int().positive().default(d
  */
 export const configSchema = z.object({
   DATABASE_URL: z.string().url().default('postgresql://postgres@127.0.0.1:5432/keel'),
+  /** `auto` (default): DATABASE_URL if set, else the server at KEEL_DEFAULT_DATABASE_URL if it answers, else embedded. */
+  KEEL_DATABASE: z.enum(['auto', 'server', 'embedded']).default('auto'),
+  /** The server PostgreSQL tried when DATABASE_URL is unset. */
+  KEEL_DEFAULT_DATABASE_URL: z.string().url().default('postgresql://postgres@127.0.0.1:5432/keel'),
+  /** The embedded database's data folder (PGlite). */
+  KEEL_PGLITE_DIR: z.string().min(1).default('.keel/pglite'),
+  /** The embedded database's local port (0: any free port). */
+  KEEL_PGLITE_PORT: z.coerce.number().int().min(0).max(65535).default(0),
   KEEL_TASK_QUEUE: z.string().min(1).default('keel'),
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   KEEL_API_KEY: z.string().optional(),

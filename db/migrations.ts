@@ -167,13 +167,24 @@ export async function migrate(databaseUrl: string, opts: MigrationOptions = {}):
       for (const name of plan.pending) {
         const migration = byName.get(name);
         if (!migration) throw new MigrationError(`internal: pending migration ${name} not loaded`);
+        let raced = false;
         await inTransaction(client, `Migration ${name} failed (up.sql)`, async () => {
+          // The advisory lock serializes runners on a server PostgreSQL. On the embedded database (PGlite,
+          // one session shared by every connection) it is re-entrant for everyone and serializes nothing,
+          // but a transaction runs alone there, so this check and the migration cannot interleave with
+          // another runner's: the later runner finds the row and leaves the rest to the one ahead of it.
+          const already = await client.query(`SELECT 1 FROM ${MIGRATIONS_TABLE} WHERE name = $1`, [name]);
+          if ((already.rowCount ?? 0) > 0) {
+            raced = true;
+            return;
+          }
           await client.query(migration.upSql);
           await client.query(`INSERT INTO ${MIGRATIONS_TABLE} (name, checksum, applied_at) VALUES ($1, $2, now())`, [
             name,
             migration.checksum,
           ]);
         });
+        if (raced) break;
         done.push(name);
       }
       return { applied: done };

@@ -8,12 +8,15 @@
  */
 import { loadConfig } from '../config';
 import { createPrisma } from '../db/prisma';
+import { openDatabase } from '../db/resolve';
 import { embedderFromConfig } from '../memory/embedders';
 import { reembedMemories } from '../memory/reembed';
 
 async function run() {
   const config = loadConfig();
-  const prisma = createPrisma(config.DATABASE_URL, { max: 2 });
+  // By db/resolve.ts's rules; the embedded database is served here for the command if nothing serves it.
+  const database = await openDatabase(process.env, { serve: true });
+  const prisma = createPrisma(database.url, { max: 2 });
   try {
     const embedder = embedderFromConfig(config, prisma, { dims: config.KEEL_EMBED_DIMS });
     let last = -1;
@@ -46,6 +49,7 @@ async function run() {
     );
   } finally {
     await prisma.$disconnect();
+    await database.close();
   }
 }
 

@@ -5,19 +5,32 @@
  *   node -r ts-node/register scripts/migrate.ts down     revert the last applied migration
  *   node -r ts-node/register scripts/migrate.ts status   list applied / pending / edited / missing
  *
- * Reads DATABASE_URL alone (config's databaseUrl()) rather than loadConfig(): migrating
- * must not fail because some unrelated setting (Slack, OpenAI...) is invalid.
+ * Reads the database settings alone (db/resolve.ts) rather than loadConfig(): migrating must not fail
+ * because some unrelated setting (Slack, OpenAI...) is invalid. On the embedded database it uses the process
+ * serving it (`npm start`) or, when none does, serves it itself for the length of the command.
  */
-import { databaseUrl as configuredDatabaseUrl } from '../config';
 import { ensureDatabase, migrate, redactUrl, rollback, status } from '../db/migrations';
+import { openDatabase } from '../db/resolve';
 
 const USAGE = 'usage: scripts/migrate.ts up|down|status';
 
 async function run(): Promise<void> {
   const command = process.argv[2];
-  const databaseUrl = configuredDatabaseUrl();
-  const where = redactUrl(databaseUrl);
+  if (!['up', 'down', 'status'].includes(command ?? '')) {
+    console.error(USAGE);
+    process.exitCode = 2;
+    return;
+  }
+  const database = await openDatabase(process.env, { serve: true });
+  try {
+    await runCommand(command, database.url);
+  } finally {
+    await database.close();
+  }
+}
 
+async function runCommand(command: string | undefined, databaseUrl: string): Promise<void> {
+  const where = redactUrl(databaseUrl);
   switch (command) {
     case 'up': {
       const { created } = await ensureDatabase(databaseUrl);

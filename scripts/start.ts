@@ -1,7 +1,8 @@
 /**
- * `npm start`: the whole engine on one machine. Starts Temporal's dev server (unless TEMPORAL_ADDRESS or a
- * Temporal profile names another server: config/temporal.ts), migrates the database, runs one worker and the API, and stops them all together:
- * on Ctrl-C, on SIGTERM, or when either child dies.
+ * `npm start`: the whole engine on one machine. Picks the database (db/resolve.ts: a server PostgreSQL, or
+ * the embedded one, which this process then serves to its children), starts Temporal's dev server (unless
+ * TEMPORAL_ADDRESS or a Temporal profile names another server: config/temporal.ts), migrates the database,
+ * runs one worker and the API, and stops them all together: on Ctrl-C, on SIGTERM, or when either child dies.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
@@ -12,6 +13,7 @@ import type { TemporalConnectionOptions } from '../config/temporal';
 import { apiKeyFromConfig } from '../api/key';
 import { codecUiToken } from '../codec';
 import { redactUrl } from '../db/migrations';
+import { openDatabase, type OpenDatabase } from '../db/resolve';
 import { ensureSearchAttributes, startDevServer, type DevServer } from './dev-server';
 import { forEachLine } from './lines';
 import { resolveTemporalCli } from './temporal-cli';
@@ -43,6 +45,7 @@ interface Child {
 
 const children: Child[] = [];
 let devServer: Promise<DevServer> | undefined;
+let database: OpenDatabase | undefined;
 let shuttingDown = false;
 
 function say(line: string): void {
@@ -91,6 +94,8 @@ async function stopAll(): Promise<void> {
   // The server goes last so the worker and the API can finish talking to it.
   const server = await devServer?.catch(() => undefined);
   await server?.stop();
+  // The embedded database (when served here) closes last: everything above may write to it until it stops.
+  await database?.close().catch((err: unknown) => say(`closing the embedded database: ${String(err)}`));
 }
 
 async function shutdown(exitCode: number): Promise<never> {
@@ -183,7 +188,7 @@ interface Readiness {
   workerPolling: boolean;
 }
 
-function summary(config: Config, temporal: TemporalTarget, ready: Readiness) {
+function summary(config: Config, temporal: TemporalTarget, db: OpenDatabase, ready: Readiness) {
   const row = (label: string, value: string) => `${label.padEnd(10)} ${value}`;
   const health = ready.apiHealth;
   const apiState = health === undefined ? 'not answering yet' : health === 200 ? 'healthy' : `/healthz ${health}`;
@@ -213,7 +218,7 @@ function summary(config: Config, temporal: TemporalTarget, ready: Readiness) {
     row('Worker', `${ready.workerPolling ? 'polling' : 'not polling yet'} task queue ${config.KEEL_TASK_QUEUE}`),
     row('API', `http://127.0.0.1:${config.PORT} (${apiState})`),
     row('API key', config.KEEL_API_KEY ? 'KEEL_API_KEY' : 'in .keel/api-key (set KEEL_API_KEY to choose one)'),
-    row('Database', redactUrl(config.DATABASE_URL)),
+    row('Database', db.description),
     row(
       'Email',
       config.SMTP_URL ? `SMTP ${redactUrl(config.SMTP_URL)}` : `outbox ${config.KEEL_OUTBOX_DIR} (no SMTP_URL)`,
@@ -237,6 +242,9 @@ async function main(): Promise<void> {
   process.once('exit', () => children.forEach((c) => c.process.kill('SIGTERM')));
 
   const config = loadConfig();
+  database = await openDatabase(process.env, { serve: true });
+  const db = database;
+  say(`database: ${db.description}`);
   // A server named anywhere Temporal's own tools look (TEMPORAL_ADDRESS, or the address of the profile in use)
   // is used as it is; otherwise Keel runs the dev server here.
   const external = config.temporal.addressConfigured;
@@ -308,7 +316,9 @@ async function main(): Promise<void> {
   // resolved here (for the dev server, its address), and the environment wins over a profile.
   const env: NodeJS.ProcessEnv = {
     ...process.env,
-    DATABASE_URL: config.DATABASE_URL,
+    DATABASE_URL: db.url,
+    // The children resolve the database by the same rules; this makes them find the one served here.
+    ...(db.kind === 'embedded' ? { KEEL_DATABASE: 'embedded' } : {}),
     TEMPORAL_ADDRESS: temporal.address,
     TEMPORAL_NAMESPACE: config.temporal.namespace,
   };
@@ -326,7 +336,8 @@ async function main(): Promise<void> {
   if (shuttingDown) return;
   if (migrated !== 0) {
     console.error(
-      `[start] migrating ${redactUrl(config.DATABASE_URL)} failed (exit code ${migrated}); is PostgreSQL up?`,
+      `[start] migrating ${redactUrl(db.url)} failed (exit code ${migrated})` +
+        (db.kind === 'server' ? '; is PostgreSQL up?' : ''),
     );
     await shutdown(1);
   }
@@ -350,7 +361,7 @@ async function main(): Promise<void> {
     waitForWorker(config, temporal, worker, launchedAt),
   ]);
   if (shuttingDown) return;
-  printBox(summary(config, temporal, { apiHealth, workerPolling }));
+  printBox(summary(config, temporal, db, { apiHealth, workerPolling }));
 }
 
 async function run() {

@@ -3,13 +3,14 @@
  * and artifacts from the event log into a scratch schema and reports every
  * difference from the live tables. Exits 1 when there is any.
  */
-import { databaseUrl } from '../config';
+import { openDatabase } from '../db/resolve';
 import { rebuildAndCompare } from '../state/rebuild';
 
 async function run() {
-  const url = databaseUrl();
+  // The database settings alone (db/resolve.ts); the embedded database is served here if nothing serves it.
+  const database = await openDatabase(process.env, { serve: true });
   const keep = process.argv.includes('--keep');
-  const report = await rebuildAndCompare(url, { keep });
+  const report = await rebuildAndCompare(database.url, { keep }).finally(() => database.close());
   console.log(
     `read ${report.eventsRead} events; rebuilt ${Object.entries(report.rows)
       .map(([t, n]) => `${t}=${n}`)

@@ -1,10 +1,12 @@
 /**
  * Runs once before the suite: finds the Temporal CLI and bundles the workflows
- * once, so each test file starts its dev server and workers without rebundling.
+ * once, so each test file starts its dev server and workers without rebundling;
+ * with KEEL_TEST_DATABASE=embedded, makes the PGlite templates (test/pglite.ts).
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { bundleWorkflowCode } from '@temporalio/worker';
+import { pgliteTemplates } from './pglite';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { resolveTemporalCli } = require('../scripts/temporal-cli.js') as {
@@ -24,6 +26,9 @@ export default async function globalSetup(): Promise<void> {
   const bundlePath = path.join(outDir, 'workflow-bundle.js');
   await writeFile(bundlePath, code);
   process.env.KEEL_TEST_WORKFLOW_BUNDLE = bundlePath;
+  if (process.env.KEEL_TEST_DATABASE === 'embedded') {
+    process.env.KEEL_TEST_PGLITE_TEMPLATES = await pgliteTemplates(outDir);
+  }
 }
 
 const noop = () => undefined;

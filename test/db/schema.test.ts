@@ -25,7 +25,7 @@ import {
   rollback,
   status,
 } from '../../db/migrations';
-import { createTestDatabase, databaseUrlFor, TEST_SERVER_URL, type TestDatabase } from '../helpers/db';
+import { createTestDatabase, databaseUrlFor, TEST_DATABASE, TEST_SERVER_URL, type TestDatabase } from '../helpers/db';
 
 jest.setTimeout(60_000);
 
@@ -436,7 +436,10 @@ async function readActualSchema(url: string): Promise<ActualSchema> {
          FROM pg_constraint con
          JOIN pg_class t ON t.oid = con.conrelid
          LEFT JOIN pg_class rt ON rt.oid = con.confrelid
-        WHERE t.relnamespace = 'public'::regnamespace AND t.relname <> $1`,
+        WHERE t.relnamespace = 'public'::regnamespace AND t.relname <> $1
+          -- PostgreSQL 18 (and PGlite, which is 18) also lists NOT NULL as constraints of type n;
+          -- nullability is compared with the columns.
+          AND con.contype <> 'n'`,
       [MIGRATIONS_TABLE],
     );
     for (const row of constraints.rows) {
@@ -937,7 +940,10 @@ describe('migration runner', () => {
     }
   });
 
-  test('ensureDatabase creates a missing database once, even under concurrent callers', async () => {
+  // CREATE DATABASE on the KEEL_TEST_PG server: the embedded database has one database (db/embedded.ts).
+  const serverOnly = TEST_DATABASE === 'embedded' ? test.skip : test;
+
+  serverOnly('ensureDatabase creates a missing database once, even under concurrent callers', async () => {
     const name = `keel_test_ensure_${process.pid}_${Date.now()}`;
     const url = databaseUrlFor(name);
     try {

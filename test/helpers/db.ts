@@ -1,10 +1,20 @@
 import { randomBytes } from 'node:crypto';
+import { spawn } from 'node:child_process';
+import path from 'node:path';
 import { Client } from 'pg';
 import { migrate } from '../../db/migrations';
 import { createPrisma, type Db } from '../../db/prisma';
 
 /** Server used for throwaway test databases; the path names the maintenance database. */
 export const TEST_SERVER_URL = process.env.KEEL_TEST_PG ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
+
+/**
+ * `KEEL_TEST_DATABASE=embedded` (npm run test:embedded): every test database is its own in-memory PGlite,
+ * served on a port of its own by a child process (pglite-server.ts), started from the data folders the
+ * global setup made once (test/pglite.ts).
+ */
+export const TEST_DATABASE: 'server' | 'embedded' =
+  process.env.KEEL_TEST_DATABASE === 'embedded' ? 'embedded' : 'server';
 
 /** A throwaway database created by createTestDatabase(). */
 export interface TestDatabase {
@@ -43,6 +53,7 @@ export async function createTestDatabase(opts: TestDatabaseOptions = {}): Promis
   // 12 hex chars: collisions between concurrent workers are not a concern,
   // and the name stays a plain lower-case identifier (no quoting surprises).
   const name = `${prefix}_${randomBytes(6).toString('hex')}`;
+  if (TEST_DATABASE === 'embedded' && opts.serverUrl === undefined) return createEmbeddedTestDatabase(name, opts);
   await adminQuery(serverUrl, `CREATE DATABASE ${name}`);
 
   const url = databaseUrlFor(name, serverUrl);
@@ -66,6 +77,44 @@ export async function createTestDatabase(opts: TestDatabaseOptions = {}): Promis
       // FORCE: a test that failed midway may have left sessions open (pg
       // clients, the adapter's pool); they must not keep the database alive.
       await adminQuery(serverUrl, `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    },
+  };
+}
+
+/** An in-memory PGlite from the global setup's template (migrated to head, or not), in a child process. */
+async function createEmbeddedTestDatabase(name: string, opts: TestDatabaseOptions): Promise<TestDatabase> {
+  const templates = process.env.KEEL_TEST_PGLITE_TEMPLATES;
+  if (!templates) {
+    throw new Error('KEEL_TEST_PGLITE_TEMPLATES is not set: run the tests through jest (test/global-setup.ts)');
+  }
+  const template = path.join(templates, opts.migrate === false ? 'empty.tar.gz' : 'head.tar.gz');
+  const child = spawn(
+    process.execPath,
+    ['-r', 'ts-node/register/transpile-only', path.join(__dirname, 'pglite-server.ts'), template],
+    { stdio: ['pipe', 'pipe', 'inherit'] },
+  );
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const url = await new Promise<string>((resolve, reject) => {
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const line = out.split('\n').find((l) => l.startsWith('{'));
+      if (line) resolve((JSON.parse(line) as { url: string }).url);
+    });
+    child.once('exit', (code) => reject(new Error(`the embedded test database exited (code ${code}) before serving`)));
+  });
+  const prisma = createPrisma(url, { max: opts.poolMax ?? 4 });
+  let dropped = false;
+  return {
+    url,
+    name,
+    prisma,
+    async drop() {
+      if (dropped) return;
+      dropped = true;
+      await prisma.$disconnect().catch(() => undefined);
+      child.stdin.end();
+      await exited;
     },
   };
 }
