@@ -44,6 +44,8 @@ export interface ActivityDeps {
   rateLimits?: ToolDeps['rateLimits'];
   /** The model output cache's options (KEEL_MODEL_CACHE_FRESH), or false when KEEL_MODEL_CACHE=off; on by default. */
   modelCache?: ModelCacheOptions | false;
+  /** The worker's Temporal identity, recorded on step.started events. */
+  workerIdentity?: string;
 }
 
 export function createActivities(given: ActivityDeps) {

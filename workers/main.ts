@@ -1,4 +1,7 @@
-/** `npm run worker`: one Keel worker against what the environment names. Stops cleanly on SIGINT/SIGTERM. */
+/**
+ * `npm run worker`: the Keel workers KEEL_WORKER_ROLE names (the goal worker, and the model-call worker when
+ * KEEL_MODEL_TASK_QUEUE is set) against what the environment names. Stops cleanly on SIGINT/SIGTERM.
+ */
 import { loadConfig } from '../config/index';
 import { createWorkerFromConfig } from './worker';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
@@ -8,21 +11,33 @@ async function run() {
   const config = loadConfig();
   // Before any connection exists: the runtime's logger is fixed once the first one is made.
   if (config.KEEL_CODEC_KEY) Runtime.install({ logger: withholdingLogger(new DefaultLogger('INFO')) });
-  const { worker, close } = await createWorkerFromConfig(config);
+  const { workers, identity, close } = await createWorkerFromConfig(config);
   console.log(codecStatus(config.KEEL_CODEC_KEY, 'worker'));
-  console.log(
-    `[worker] polling task queue "${config.KEEL_TASK_QUEUE}" on ${config.TEMPORAL_ADDRESS} (namespace ${config.TEMPORAL_NAMESPACE})`,
-  );
-  // Temporal's runtime also hears these signals and calls worker.shutdown(): polling stops, running activities
-  // get KEEL_WORKER_SHUTDOWN_GRACE_MS to finish, then are cancelled and handed back for another worker to retry.
+  for (const w of workers) {
+    const what =
+      w.role === 'goals'
+        ? 'goals'
+        : `model calls, ${w.ratePerSecond !== undefined ? `at most ${w.ratePerSecond}/s across all its workers` : 'no rate limit'}`;
+    console.log(
+      `[worker] polling task queue "${w.taskQueue}" (${what}) on ${config.TEMPORAL_ADDRESS} (namespace ${config.TEMPORAL_NAMESPACE}, identity ${identity})`,
+    );
+  }
+  // Temporal's runtime also hears these signals and calls shutdown() on every worker: polling stops, running
+  // activities get KEEL_WORKER_SHUTDOWN_GRACE_MS to finish, then are cancelled and handed back for another worker.
   for (const signal of ['SIGTERM', 'SIGINT'] as const)
     process.once(signal, () =>
       console.log(
         `[worker] ${signal}: stopping; running activities get ${config.KEEL_WORKER_SHUTDOWN_GRACE_MS} ms to finish`,
       ),
     );
+  const runs = workers.map((w) => w.worker.run());
   try {
-    await worker.run();
+    // One worker failing stops the others: a process is either fully at work or gone (and restarted).
+    await Promise.all(runs).catch(async (err: unknown) => {
+      for (const w of workers) if (w.worker.getState() === 'RUNNING') w.worker.shutdown();
+      await Promise.allSettled(runs);
+      throw err;
+    });
     console.log('[worker] stopped');
   } finally {
     await close();

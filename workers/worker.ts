@@ -1,6 +1,7 @@
 /** Builds a Keel worker from its dependencies; used by workers/main.ts, the tests and the benchmark. */
 import { Client, Connection, ScheduleAlreadyRunning, ScheduleOverlapPolicy } from '@temporalio/client';
 import type { DataConverter, Duration } from '@temporalio/common';
+import { hostname } from 'node:os';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDeps } from '../activities';
 import { createModelGateway, modelsConfigured } from '../models/gateway';
@@ -48,6 +49,13 @@ export interface KeelWorkerDeps {
    * workflow code to be encrypted too; bundling at start does that.
    */
   dataConverter?: DataConverter;
+  /**
+   * False for a worker that runs activities only (the model task queue's): it polls no workflow tasks. Default
+   * true: goal workflows and every activity.
+   */
+  workflows?: boolean;
+  /** The worker's Temporal identity; default the SDK's (`pid@host`). Recorded on every step.started event. */
+  identity?: string;
   options?: Partial<WorkerOptions>;
 }
 
@@ -56,10 +64,13 @@ export async function createKeelWorker(deps: KeelWorkerDeps): Promise<Worker> {
     connection: deps.connection,
     namespace: deps.namespace,
     taskQueue: deps.taskQueue,
-    ...(deps.workflowBundlePath
-      ? { workflowBundle: { codePath: deps.workflowBundlePath } }
-      : { workflowsPath: require.resolve('../workflows') }),
+    ...(deps.workflows === false
+      ? {}
+      : deps.workflowBundlePath
+        ? { workflowBundle: { codePath: deps.workflowBundlePath } }
+        : { workflowsPath: require.resolve('../workflows') }),
     ...(deps.dataConverter ? { dataConverter: deps.dataConverter } : {}),
+    ...(deps.identity ? { identity: deps.identity } : {}),
     activities: createActivities({
       prisma: deps.prisma,
       email: deps.email,
@@ -73,6 +84,7 @@ export async function createKeelWorker(deps: KeelWorkerDeps): Promise<Worker> {
       models: deps.models,
       planner: deps.planner,
       modelCache: deps.modelCache,
+      workerIdentity: deps.identity,
     }),
     ...deps.options,
     interceptors: {
@@ -118,8 +130,33 @@ export async function ensureCompactionSchedule(
   }
 }
 
-/** Everything a worker process owns, built from configuration. */
+/** One worker of a process: what it polls, and the line `npm run worker` prints for it. */
+export interface RunnableWorker {
+  worker: Worker;
+  /** `goals` polls KEEL_TASK_QUEUE (workflows and every activity); `model` polls KEEL_MODEL_TASK_QUEUE. */
+  role: 'goals' | 'model';
+  taskQueue: string;
+  /** The task queue's rate limit this worker asks the server for (model workers with KEEL_MODEL_RATE_PER_SECOND). */
+  ratePerSecond?: number;
+}
+
+/**
+ * The workers KEEL_WORKER_ROLE asks for: `all` (the default) runs the goal worker and, when
+ * KEEL_MODEL_TASK_QUEUE is set, a model-call worker beside it; `goals` only the first, `model` only the second.
+ */
+export function workerRoles(config: Pick<Config, 'KEEL_WORKER_ROLE' | 'KEEL_MODEL_TASK_QUEUE'>): ('goals' | 'model')[] {
+  if (config.KEEL_WORKER_ROLE === 'model' && !config.KEEL_MODEL_TASK_QUEUE) {
+    throw new Error('KEEL_WORKER_ROLE=model needs KEEL_MODEL_TASK_QUEUE: the task queue of the model calls to run');
+  }
+  const roles: ('goals' | 'model')[] = [];
+  if (config.KEEL_WORKER_ROLE !== 'model') roles.push('goals');
+  if (config.KEEL_WORKER_ROLE !== 'goals' && config.KEEL_MODEL_TASK_QUEUE) roles.push('model');
+  return roles;
+}
+
+/** Everything a worker process owns, built from configuration: its workers (KEEL_WORKER_ROLE) and their resources. */
 export async function createWorkerFromConfig(config: Config) {
+  const roles = workerRoles(config);
   const connection = await NativeConnection.connect({ address: config.TEMPORAL_ADDRESS });
   // One converter for the worker and its client: what one encrypts the other must read.
   const dataConverter = codecDataConverter(config.KEEL_CODEC_KEY);
@@ -147,10 +184,11 @@ export async function createWorkerFromConfig(config: Config) {
     prisma,
     faults: parseFaults(config.KEEL_FAULTS),
   });
-  const worker = await createKeelWorker({
+  // The SDK's default identity, named here so the activities can record it on step.started events.
+  const identity = `${process.pid}@${hostname()}`;
+  const shared = {
     connection,
     namespace: config.TEMPORAL_NAMESPACE,
-    taskQueue: config.KEEL_TASK_QUEUE,
     prisma,
     email,
     memory,
@@ -161,26 +199,55 @@ export async function createWorkerFromConfig(config: Config) {
     workingSetTokens: config.KEEL_WORKING_SET_TOKENS,
     // Without a model endpoint the engine plans and drafts offline, and says so in everything it produces.
     models: modelsConfigured(config) ? createModelGateway(config) : undefined,
-    modelCache: config.KEEL_MODEL_CACHE === 'off' ? false : { freshForMs: config.KEEL_MODEL_CACHE_FRESH },
+    modelCache: config.KEEL_MODEL_CACHE === 'off' ? (false as const) : { freshForMs: config.KEEL_MODEL_CACHE_FRESH },
     rateLimits: config.KEEL_POLICY.rateLimits,
     trustSuggestAfter: config.KEEL_TRUST_SUGGEST_AFTER,
-    options: {
-      // Bounded stop: activities get the grace period to finish, then are cancelled (Temporal retries them
-      // on another worker; every side effect's key makes the retry safe), then the worker gives up on them.
-      shutdownGraceTime: config.KEEL_WORKER_SHUTDOWN_GRACE_MS,
-      shutdownForceTime: config.KEEL_WORKER_SHUTDOWN_GRACE_MS + config.KEEL_WORKER_SHUTDOWN_FORCE_MS,
-    },
     dataConverter,
-  });
-  const clientConnection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
-  const schedule = await ensureCompactionSchedule(
-    new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE, dataConverter }),
-    {
+    identity,
+  };
+  // Bounded stop: activities get the grace period to finish, then are cancelled (Temporal retries them
+  // on another worker; every side effect's key makes the retry safe), then the worker gives up on them.
+  const shutdown = {
+    shutdownGraceTime: config.KEEL_WORKER_SHUTDOWN_GRACE_MS,
+    shutdownForceTime: config.KEEL_WORKER_SHUTDOWN_GRACE_MS + config.KEEL_WORKER_SHUTDOWN_FORCE_MS,
+  };
+  const workers: RunnableWorker[] = [];
+  if (roles.includes('goals')) {
+    workers.push({
+      role: 'goals',
       taskQueue: config.KEEL_TASK_QUEUE,
-      interval: config.KEEL_COMPACTION_INTERVAL,
-      args: { olderThanDays: config.KEEL_COMPACTION_AGE_DAYS, minItems: config.KEEL_COMPACTION_MIN_ITEMS },
-    },
-  );
+      worker: await createKeelWorker({ ...shared, taskQueue: config.KEEL_TASK_QUEUE, options: shutdown }),
+    });
+  }
+  if (roles.includes('model') && config.KEEL_MODEL_TASK_QUEUE) {
+    const rate = config.KEEL_MODEL_RATE_PER_SECOND;
+    workers.push({
+      role: 'model',
+      taskQueue: config.KEEL_MODEL_TASK_QUEUE,
+      ratePerSecond: rate,
+      worker: await createKeelWorker({
+        ...shared,
+        taskQueue: config.KEEL_MODEL_TASK_QUEUE,
+        workflows: false,
+        // The server hands out at most this many of the queue's activities per second, however many workers
+        // poll it: a provider's rate limit holds across all of them. Every poller of the queue must ask for
+        // the same figure (the last poll's wins), so it comes from the one shared setting.
+        options: { ...shutdown, ...(rate !== undefined ? { maxTaskQueueActivitiesPerSecond: rate } : {}) },
+      }),
+    });
+  }
+  const clientConnection = await Connection.connect({ address: config.TEMPORAL_ADDRESS });
+  // The goal worker owns the compaction schedule (its workflow runs on KEEL_TASK_QUEUE); a model-only worker does not.
+  const schedule = roles.includes('goals')
+    ? await ensureCompactionSchedule(
+        new Client({ connection: clientConnection, namespace: config.TEMPORAL_NAMESPACE, dataConverter }),
+        {
+          taskQueue: config.KEEL_TASK_QUEUE,
+          interval: config.KEEL_COMPACTION_INTERVAL,
+          args: { olderThanDays: config.KEEL_COMPACTION_AGE_DAYS, minItems: config.KEEL_COMPACTION_MIN_ITEMS },
+        },
+      )
+    : undefined;
   const close = async () => {
     await memory.store.close();
     await email.close();
@@ -188,5 +255,5 @@ export async function createWorkerFromConfig(config: Config) {
     await clientConnection.close();
     await connection.close();
   };
-  return { worker, close, schedule };
+  return { workers, identity, close, schedule };
 }

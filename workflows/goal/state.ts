@@ -3,6 +3,7 @@
  * calls, and the few operations on that state every part of the goal uses.
  */
 import {
+  type ActivityOptions,
   ApplicationFailure,
   proxyActivities,
   proxyLocalActivities,
@@ -19,13 +20,18 @@ import type { GoalInput, GoalState, StepState } from '../types';
 export type GoalRun = ReturnType<typeof createGoalRun>;
 
 export function createGoalRun(goal: GoalInput) {
+  // Model calls go to the queue pinned in the goal's input, so a run keeps scheduling them where it began even
+  // when the configuration changes; runs without it (all runs from before it existed) use the goal's own queue.
+  const modelOptions: ActivityOptions = goal.settings.modelTaskQueue
+    ? { ...modelPreset, taskQueue: goal.settings.modelTaskQueue }
+    : modelPreset;
   const acts = {
     /** Bookkeeping in the canonical store, as local activities (no task-queue round trip). */
     book: proxyLocalActivities<KeelActivities>(bookkeepingPreset),
-    planner: proxyActivities<KeelActivities>(modelPreset),
-    /** Tool activities, by the preset their spec names. */
+    planner: proxyActivities<KeelActivities>(modelOptions),
+    /** Tool activities, by the preset their spec names (the `model` preset is exactly the tools that call a model). */
     byPreset: {
-      model: proxyActivities<KeelActivities>(modelPreset),
+      model: proxyActivities<KeelActivities>(modelOptions),
       db: proxyActivities<KeelActivities>(dbPreset),
       connector: proxyActivities<KeelActivities>(connectorPreset(goal.settings.connectorHeartbeatMs)),
     } satisfies Record<ToolPreset, KeelActivities>,
