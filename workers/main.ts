@@ -13,6 +13,10 @@ async function run() {
   if (config.KEEL_CODEC_KEY) Runtime.install({ logger: withholdingLogger(new DefaultLogger('INFO')) });
   const { workers, identity, close } = await createWorkerFromConfig(config);
   console.log(codecStatus(config.KEEL_CODEC_KEY, 'worker'));
+  if (config.KEEL_MODEL_RATE_PER_SECOND !== undefined && !config.KEEL_MODEL_TASK_QUEUE)
+    console.warn(
+      '[worker] KEEL_MODEL_RATE_PER_SECOND has no effect without KEEL_MODEL_TASK_QUEUE: model calls are not limited',
+    );
   for (const w of workers) {
     const what =
       w.role === 'goals'
