@@ -44,6 +44,8 @@ beforeAll(async () => {
     },
   });
   engine = await startEngine({ settings: { modelTaskQueue: MODEL_QUEUE } });
+  // The goal worker (workflows and every other activity) on the goals' queue, without a model: it is never asked.
+  await engine.startWorker();
 });
 afterAll(async () => {
   await engine?.close();
@@ -56,6 +58,55 @@ function identityOf(worker: ChildWorker): string {
   return match[1];
 }
 
+/** The environment of an `npm run worker` for model calls on `queue`, each tier on the stand-in. */
+function modelWorkerEnv(queue: string, rate?: number): Record<string, string> {
+  return {
+    TS_NODE_TRANSPILE_ONLY: 'true',
+    KEEL_WORKER_ROLE: 'model',
+    KEEL_MODEL_TASK_QUEUE: queue,
+    ...(rate !== undefined ? { KEEL_MODEL_RATE_PER_SECOND: String(rate) } : {}),
+    // Each tier on the stand-in (memory keeps the offline embedder, as the API's does), every call to it.
+    KEEL_MODEL_SMALL_URL: standin.baseURL,
+    KEEL_MODEL_SMALL_KEY: 'test-key',
+    KEEL_MODEL_LARGE_URL: standin.baseURL,
+    KEEL_MODEL_LARGE_KEY: 'test-key',
+    KEEL_MODEL_CACHE: 'off',
+  };
+}
+
+let numbered = 100;
+/**
+ * Starts `n` goals at once through the API at `apiUrl` (each a plan and a classification) and waits until
+ * every one has completed.
+ */
+async function runGoals(n: number, apiUrl = engine.apiUrl): Promise<string[]> {
+  const started = await Promise.all(
+    Array.from({ length: n }, async () => {
+      const res = await fetch(`${apiUrl}/v1/goals`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${engine.apiKey}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ title: `Find the invoice number in invoice INV-${numbered++}`, kind: 'note' }),
+      });
+      expect(res.status).toBe(202);
+      return ((await res.json()) as { goalId: string }).goalId;
+    }),
+  );
+  for (const goalId of started) {
+    const done = await engine.waitForGoal(
+      goalId,
+      (g) => ['completed', 'failed', 'cancelled'].includes(g.status),
+      120_000,
+    );
+    expect([done.status, done.error]).toEqual(['completed', undefined]);
+  }
+  return started;
+}
+
+const classifiedBy = async (goalIds: string[]) =>
+  (await engine.db.prisma.event.findMany({ where: { goalId: { in: goalIds }, type: 'step.started' } })).map(
+    (e) => e.data as { worker?: string; taskQueue?: string },
+  );
+
 /** The most requests in any window of `ms` that starts at a request. */
 function busiestWindow(times: number[], ms: number): number {
   let most = 0;
@@ -67,56 +118,13 @@ function busiestWindow(times: number[], ms: number): number {
 }
 
 test(`two model workers share the model task queue, held to ${RATE} model calls per second between them`, async () => {
-  // The goal worker (workflows and every other activity) on the goals' queue, without a model: it is never asked.
-  await engine.startWorker();
-  const modelEnv = {
-    TS_NODE_TRANSPILE_ONLY: 'true',
-    KEEL_WORKER_ROLE: 'model',
-    KEEL_MODEL_TASK_QUEUE: MODEL_QUEUE,
-    KEEL_MODEL_RATE_PER_SECOND: String(RATE),
-    // Each tier on the stand-in (memory keeps the offline embedder, as the API's does), every call to it.
-    KEEL_MODEL_SMALL_URL: standin.baseURL,
-    KEEL_MODEL_SMALL_KEY: 'test-key',
-    KEEL_MODEL_LARGE_URL: standin.baseURL,
-    KEEL_MODEL_LARGE_KEY: 'test-key',
-    KEEL_MODEL_CACHE: 'off',
-  };
+  const modelEnv = modelWorkerEnv(MODEL_QUEUE, RATE);
   const modelWorkers = await Promise.all([engine.spawnWorker(modelEnv), engine.spawnWorker(modelEnv)]);
   for (const w of modelWorkers) {
     expect(w.output()).toContain(`polling task queue "${MODEL_QUEUE}" (model calls, at most ${RATE}/s`);
     expect(w.output()).not.toContain(`polling task queue "${engine.taskQueue}"`);
   }
   const identities = modelWorkers.map(identityOf);
-
-  let numbered = 100;
-  /** Starts `n` goals at once (each a plan and a classification) and waits until every one has completed. */
-  async function runGoals(n: number): Promise<string[]> {
-    const started = await Promise.all(
-      Array.from({ length: n }, () =>
-        engine.http('POST', '/v1/goals', {
-          title: `Find the invoice number in invoice INV-${numbered++}`,
-          kind: 'note',
-        }),
-      ),
-    );
-    const ids: string[] = started.map((r) => {
-      expect(r.status).toBe(202);
-      return r.body.goalId;
-    });
-    for (const goalId of ids) {
-      const done = await engine.waitForGoal(
-        goalId,
-        (g) => ['completed', 'failed', 'cancelled'].includes(g.status),
-        120_000,
-      );
-      expect([done.status, done.error]).toEqual(['completed', undefined]);
-    }
-    return ids;
-  }
-  const classifiedBy = async (goalIds: string[]) =>
-    (await engine.db.prisma.event.findMany({ where: { goalId: { in: goalIds }, type: 'step.started' } })).map(
-      (e) => e.data as { worker?: string; taskQueue?: string },
-    );
 
   // Warm-up, a few goals at a time until both model workers have run one: a worker's first model call loads the
   // tokenizer and opens its connections, which would hold calls the limiter released one by one and let them
@@ -161,3 +169,28 @@ test(`two model workers share the model task queue, held to ${RATE} model calls 
 
   await Promise.all(modelWorkers.map((w) => w.kill('SIGTERM')));
 }, 240_000);
+
+test('control: without the limit, the same burst on one model worker reaches the stand-in faster than the limit allows', async () => {
+  // Another queue, pinned by a second API, polled by a worker that asks for no limit.
+  const CONTROL_QUEUE = 'keel-test-models-unlimited';
+  const api = await engine.serveApi({ goalSettings: { ...engine.settings, modelTaskQueue: CONTROL_QUEUE } });
+  const unlimited = await engine.spawnWorker(modelWorkerEnv(CONTROL_QUEUE));
+  expect(unlimited.output()).toContain(`polling task queue "${CONTROL_QUEUE}" (model calls, no rate limit)`);
+  await runGoals(2, api.url);
+  const burstFrom = standin.chatRequests().length;
+  const goalIds = await runGoals(GOALS, api.url);
+  expect((await classifiedBy(goalIds)).every((r) => r.taskQueue === CONTROL_QUEUE)).toBe(true);
+  const times = standin
+    .chatRequests()
+    .slice(burstFrom)
+    .map((r) => r.at)
+    .sort((a, b) => a - b);
+  expect(times).toHaveLength(2 * GOALS);
+  const most = busiestWindow(times, 1000);
+  console.log(
+    `control, no limit: ${times.length} model calls in ${((times.at(-1)! - times[0]) / 1000).toFixed(1)} s; busiest 1 s: ${most}`,
+  );
+  // What the limited test allows in a second, exceeded: that test would fail without the limit.
+  expect(most).toBeGreaterThan(RATE * (1 + 2));
+  await unlimited.kill('SIGTERM');
+}, 180_000);
