@@ -168,14 +168,18 @@ test(`two model workers share the model task queue, held to ${RATE} model calls 
   expect(times.at(-1)! - times[0]).toBeGreaterThanOrEqual(((times.length - 2 * RATE) / RATE) * 1000);
 
   await Promise.all(modelWorkers.map((w) => w.kill('SIGTERM')));
+  for (const w of modelWorkers)
+    expect([w.process.exitCode, w.output()]).toEqual([0, expect.stringContaining('[worker] stopped')]);
 }, 240_000);
 
 test('control: without the limit, the same burst on one model worker reaches the stand-in faster than the limit allows', async () => {
-  // Another queue, pinned by a second API, polled by a worker that asks for no limit.
+  // Another queue, pinned by a second API, polled by a worker that asks for no limit. It runs as `npm start`'s
+  // does (KEEL_WORKER_ROLE=all): a goal worker on the goals' queue too, in the same process.
   const CONTROL_QUEUE = 'keel-test-models-unlimited';
   const api = await engine.serveApi({ goalSettings: { ...engine.settings, modelTaskQueue: CONTROL_QUEUE } });
-  const unlimited = await engine.spawnWorker(modelWorkerEnv(CONTROL_QUEUE));
+  const unlimited = await engine.spawnWorker({ ...modelWorkerEnv(CONTROL_QUEUE), KEEL_WORKER_ROLE: 'all' });
   expect(unlimited.output()).toContain(`polling task queue "${CONTROL_QUEUE}" (model calls, no rate limit)`);
+  expect(unlimited.output()).toContain(`polling task queue "${engine.taskQueue}" (goals)`);
   await runGoals(2, api.url);
   const burstFrom = standin.chatRequests().length;
   const goalIds = await runGoals(GOALS, api.url);
@@ -192,5 +196,8 @@ test('control: without the limit, the same burst on one model worker reaches the
   );
   // What the limited test allows in a second, exceeded: that test would fail without the limit.
   expect(most).toBeGreaterThan(RATE * (1 + 2));
+  // SIGTERM stops both of its workers, and the process ends by itself.
   await unlimited.kill('SIGTERM');
+  expect(unlimited.process.exitCode).toBe(0);
+  expect(unlimited.output()).toContain('[worker] stopped');
 }, 180_000);
