@@ -47,6 +47,8 @@ export interface ActivityDeps {
   modelCache?: ModelCacheOptions | false;
   /** KEEL_FAULTS' hooks for the bookkeeping activities (tests only; a no-op otherwise). */
   faults?: FaultHooks;
+  /** The worker's Temporal identity, recorded on step.started events. */
+  workerIdentity?: string;
 }
 
 export function createActivities(given: ActivityDeps) {

@@ -50,6 +50,8 @@ async function run() {
       ...(modelsConfigured(config) ? { models: goalModels(config) } : {}),
       // Pinned in every goal when it starts: a policy change applies to new goals only.
       policy: config.KEEL_POLICY,
+      // Pinned too: a goal's model calls keep going to the queue it started with.
+      ...(config.KEEL_MODEL_TASK_QUEUE ? { modelTaskQueue: config.KEEL_MODEL_TASK_QUEUE } : {}),
     },
   });
   const server = app.listen(config.PORT, () => {

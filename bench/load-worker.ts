@@ -40,6 +40,8 @@ async function run() {
   Runtime.install({ logger: new DefaultLogger('WARN') });
   const config = loadConfig();
   const { worker, close, connection, activities } = await createWorkerFromConfig(config);
+  if (!worker || !activities)
+    throw new Error('the benchmark needs the goal worker: unset KEEL_WORKER_ROLE or set it to all');
   const bare = await Worker.create({
     connection,
     namespace: config.temporal.namespace,

@@ -22,6 +22,25 @@ export const configSchema = z.object({
   /** The embedded database's local port (0: any free port). */
   KEEL_PGLITE_PORT: z.coerce.number().int().min(0).max(65535).default(0),
   KEEL_TASK_QUEUE: z.string().min(1).default('keel'),
+  /**
+   * A task queue of its own for the activities that call a model (planning, drafting, summarizing, classifying,
+   * extracting): the API pins it in each goal it starts, and workers poll it with KEEL_MODEL_RATE_PER_SECOND.
+   * Unset or empty: model calls run on KEEL_TASK_QUEUE with everything else.
+   */
+  KEEL_MODEL_TASK_QUEUE: z
+    .string()
+    .optional()
+    .transform((q) => (q?.trim() ? q.trim() : undefined)),
+  /**
+   * Model-call activities the model task queue hands out per second, across every worker polling it (Temporal's
+   * server-side limit, `maxTaskQueueActivitiesPerSecond`). Unset: no limit.
+   */
+  KEEL_MODEL_RATE_PER_SECOND: z.coerce.number().positive().optional(),
+  /**
+   * What `npm run worker` runs: `all` (goals on KEEL_TASK_QUEUE, plus the model calls on KEEL_MODEL_TASK_QUEUE
+   * when it is set), `goals` (only KEEL_TASK_QUEUE), or `model` (only KEEL_MODEL_TASK_QUEUE).
+   */
+  KEEL_WORKER_ROLE: z.enum(['all', 'goals', 'model']).default('all'),
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   KEEL_API_KEY: z.string().optional(),
   KEEL_BODY_LIMIT: z.string().default('256kb'),

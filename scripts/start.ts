@@ -321,6 +321,8 @@ async function main(): Promise<void> {
     ...(db.kind === 'embedded' ? { KEEL_DATABASE: 'embedded' } : {}),
     TEMPORAL_ADDRESS: temporal.address,
     TEMPORAL_NAMESPACE: config.temporal.namespace,
+    // The one worker here runs the goals, and the model calls too when KEEL_MODEL_TASK_QUEUE is set.
+    KEEL_WORKER_ROLE: 'all',
   };
   // The codec endpoint answers browsers from the Web UI started here, whichever spelling of its host is typed.
   if (temporal.uiDecodes && temporal.uiUrl && !process.env.KEEL_CODEC_UI_ORIGINS) {

@@ -128,7 +128,17 @@ export type KeelEvent =
         actor?: string;
       };
     }
-  | { type: 'step.started'; data: { stepId: string; tool: string; attempt: number } }
+  | {
+      type: 'step.started';
+      data: {
+        stepId: string;
+        tool: string;
+        attempt: number;
+        /** The Temporal identity of the worker that ran this attempt (`pid@host`), and the task queue it polled. */
+        worker?: string;
+        taskQueue?: string;
+      };
+    }
   | {
       type: 'step.completed';
       data: {

@@ -18,8 +18,19 @@ const whereStep = (s: StepRef | CompensationInput) => ({
   stepId: s.stepId,
 });
 
-/** The step is running (again, on a retry: `attempt` says which). */
-export async function recordStepStarted(prisma: Db, step: StepRef, attempt: number): Promise<void> {
+/** Which worker runs a step's attempt: its Temporal identity and the task queue the activity came from. */
+export interface StepRunner {
+  worker: string;
+  taskQueue: string;
+}
+
+/** The step is running (again, on a retry: `attempt` says which; `runner` says where, when known). */
+export async function recordStepStarted(
+  prisma: Db,
+  step: StepRef,
+  attempt: number,
+  runner?: StepRunner,
+): Promise<void> {
   await prisma.$transaction([
     prisma.step.updateMany({ where: whereStep(step), data: { status: 'running', startedAt: new Date(), error: null } }),
     prisma.event.create({
@@ -27,7 +38,7 @@ export async function recordStepStarted(prisma: Db, step: StepRef, attempt: numb
         goalId: step.goalId,
         type: 'step.started',
         actor: 'keel',
-        data: { stepId: step.stepId, tool: step.tool, attempt },
+        data: { stepId: step.stepId, tool: step.tool, attempt, ...runner },
       }),
     }),
   ]);

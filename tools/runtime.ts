@@ -41,6 +41,8 @@ export interface ToolDeps {
   webhook?: WebhookConnector;
   /** Connector → its limits (KEEL_POLICY `rateLimits`); a tool whose spec names a connector takes a slot per run. */
   rateLimits?: Readonly<Record<string, RateLimit>>;
+  /** The worker's Temporal identity, recorded on every step.started so operators can see which worker ran what. */
+  workerIdentity?: string;
 }
 
 /** What a tool's implementation returns; the runtime adds zero cost when it says nothing about cost. */
@@ -101,6 +103,15 @@ function attempt(): number {
   }
 }
 
+/** The task queue the running activity came from (undefined outside an activity). */
+function activityTaskQueue(): string | undefined {
+  try {
+    return Context.current().info.taskQueue;
+  } catch {
+    return undefined;
+  }
+}
+
 /** The full text of an earlier step's output (its artifact), or the text itself. */
 export async function textOf(
   prisma: Db,
@@ -144,7 +155,13 @@ export function toolActivity<I extends z.ZodObject, O extends z.ZodType<StepOutp
       }
     }
     const tried = attempt();
-    await recordStepStarted(deps.prisma, ref, tried);
+    const taskQueue = activityTaskQueue();
+    await recordStepStarted(
+      deps.prisma,
+      ref,
+      tried,
+      deps.workerIdentity && taskQueue ? { worker: deps.workerIdentity, taskQueue } : undefined,
+    );
     const r = await impl.run(parsed.data, step, deps);
     const output = spec.output.safeParse(r.output);
     if (!output.success) {

@@ -1,6 +1,7 @@
 /** Builds a Keel worker from its dependencies; used by workers/main.ts, the tests and the benchmark. */
 import { Client, Connection, ScheduleAlreadyRunning, ScheduleOverlapPolicy } from '@temporalio/client';
 import type { DataConverter, Duration } from '@temporalio/common';
+import { hostname } from 'node:os';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createActivities, type ActivityDeps, type KeelActivities } from '../activities';
 import { createModelGateway, modelsConfigured } from '../models/gateway';
@@ -49,6 +50,13 @@ export interface KeelWorkerDeps {
    * workflow code to be encrypted too; bundling at start does that.
    */
   dataConverter?: DataConverter;
+  /**
+   * False for a worker that runs activities only (the model task queue's): it polls no workflow tasks. Default
+   * true: goal workflows and every activity.
+   */
+  workflows?: boolean;
+  /** The worker's Temporal identity; default the SDK's (`pid@host`). Recorded on every step.started event. */
+  identity?: string;
   options?: Partial<WorkerOptions>;
   /** KEEL_FAULTS for the bookkeeping activities (tests). */
   faults?: ActivityDeps['faults'];
@@ -64,10 +72,13 @@ export function keelWorkerOptions(deps: KeelWorkerDeps): WorkerOptions {
     connection: deps.connection,
     namespace: deps.namespace,
     taskQueue: deps.taskQueue,
-    ...(deps.workflowBundlePath
-      ? { workflowBundle: { codePath: deps.workflowBundlePath } }
-      : { workflowsPath: require.resolve('../workflows') }),
+    ...(deps.workflows === false
+      ? {}
+      : deps.workflowBundlePath
+        ? { workflowBundle: { codePath: deps.workflowBundlePath } }
+        : { workflowsPath: require.resolve('../workflows') }),
     ...(deps.dataConverter ? { dataConverter: deps.dataConverter } : {}),
+    ...(deps.identity ? { identity: deps.identity } : {}),
     activities: createActivities({
       prisma: deps.prisma,
       email: deps.email,
@@ -82,6 +93,7 @@ export function keelWorkerOptions(deps: KeelWorkerDeps): WorkerOptions {
       planner: deps.planner,
       modelCache: deps.modelCache,
       faults: deps.faults,
+      workerIdentity: deps.identity,
     }),
     ...deps.options,
     interceptors: {
@@ -127,8 +139,33 @@ export async function ensureCompactionSchedule(
   }
 }
 
-/** Everything a worker process owns, built from configuration. */
+/** One worker of a process: what it polls, and the line `npm run worker` prints for it. */
+export interface RunnableWorker {
+  worker: Worker;
+  /** `goals` polls KEEL_TASK_QUEUE (workflows and every activity); `model` polls KEEL_MODEL_TASK_QUEUE. */
+  role: 'goals' | 'model';
+  taskQueue: string;
+  /** The task queue's rate limit this worker asks the server for (model workers with KEEL_MODEL_RATE_PER_SECOND). */
+  ratePerSecond?: number;
+}
+
+/**
+ * The workers KEEL_WORKER_ROLE asks for: `all` (the default) runs the goal worker and, when
+ * KEEL_MODEL_TASK_QUEUE is set, a model-call worker beside it; `goals` only the first, `model` only the second.
+ */
+export function workerRoles(config: Pick<Config, 'KEEL_WORKER_ROLE' | 'KEEL_MODEL_TASK_QUEUE'>): ('goals' | 'model')[] {
+  if (config.KEEL_WORKER_ROLE === 'model' && !config.KEEL_MODEL_TASK_QUEUE) {
+    throw new Error('KEEL_WORKER_ROLE=model needs KEEL_MODEL_TASK_QUEUE: the task queue of the model calls to run');
+  }
+  const roles: ('goals' | 'model')[] = [];
+  if (config.KEEL_WORKER_ROLE !== 'model') roles.push('goals');
+  if (config.KEEL_WORKER_ROLE !== 'goals' && config.KEEL_MODEL_TASK_QUEUE) roles.push('model');
+  return roles;
+}
+
+/** Everything a worker process owns, built from configuration: its workers (KEEL_WORKER_ROLE) and their resources. */
 export async function createWorkerFromConfig(config: Config) {
+  const roles = workerRoles(config);
   // One set of options (config/temporal.ts: profile file and TEMPORAL_* variables) for both connections.
   const connection = await NativeConnection.connect(config.temporal.connectionOptions);
   // One converter for the worker and its client: what one encrypts the other must read.
@@ -157,10 +194,11 @@ export async function createWorkerFromConfig(config: Config) {
     prisma,
     faults: parseFaults(config.KEEL_FAULTS),
   });
-  const options = keelWorkerOptions({
+  // The SDK's default identity, named here so the activities can record it on step.started events.
+  const identity = `${process.pid}@${hostname()}`;
+  const shared = {
     connection,
     namespace: config.temporal.namespace,
-    taskQueue: config.KEEL_TASK_QUEUE,
     prisma,
     email,
     memory,
@@ -171,28 +209,56 @@ export async function createWorkerFromConfig(config: Config) {
     workingSetTokens: config.KEEL_WORKING_SET_TOKENS,
     // Without a model endpoint the engine plans and drafts offline, and says so in everything it produces.
     models: modelsConfigured(config) ? createModelGateway(config) : undefined,
-    modelCache: config.KEEL_MODEL_CACHE === 'off' ? false : { freshForMs: config.KEEL_MODEL_CACHE_FRESH },
+    modelCache: config.KEEL_MODEL_CACHE === 'off' ? (false as const) : { freshForMs: config.KEEL_MODEL_CACHE_FRESH },
     rateLimits: config.KEEL_POLICY.rateLimits,
     trustSuggestAfter: config.KEEL_TRUST_SUGGEST_AFTER,
-    faults: parseFaults(config.KEEL_FAULTS),
-    options: {
-      // Bounded stop: activities get the grace period to finish, then are cancelled (Temporal retries them
-      // on another worker; every side effect's key makes the retry safe), then the worker gives up on them.
-      shutdownGraceTime: config.KEEL_WORKER_SHUTDOWN_GRACE_MS,
-      shutdownForceTime: config.KEEL_WORKER_SHUTDOWN_GRACE_MS + config.KEEL_WORKER_SHUTDOWN_FORCE_MS,
-    },
     dataConverter,
-  });
-  const worker = await Worker.create(options);
+    identity,
+    faults: parseFaults(config.KEEL_FAULTS),
+  };
+  // Bounded stop: activities get the grace period to finish, then are cancelled (Temporal retries them
+  // on another worker; every side effect's key makes the retry safe), then the worker gives up on them.
+  const shutdown = {
+    shutdownGraceTime: config.KEEL_WORKER_SHUTDOWN_GRACE_MS,
+    shutdownForceTime: config.KEEL_WORKER_SHUTDOWN_GRACE_MS + config.KEEL_WORKER_SHUTDOWN_FORCE_MS,
+  };
+  const workers: RunnableWorker[] = [];
+  // The goal worker's options are kept: a benchmark runs its baseline on the same connection and activities.
+  const goalOptions = roles.includes('goals')
+    ? keelWorkerOptions({ ...shared, taskQueue: config.KEEL_TASK_QUEUE, options: shutdown })
+    : undefined;
+  if (goalOptions) {
+    workers.push({ role: 'goals', taskQueue: config.KEEL_TASK_QUEUE, worker: await Worker.create(goalOptions) });
+  }
+  if (roles.includes('model') && config.KEEL_MODEL_TASK_QUEUE) {
+    const rate = config.KEEL_MODEL_RATE_PER_SECOND;
+    workers.push({
+      role: 'model',
+      taskQueue: config.KEEL_MODEL_TASK_QUEUE,
+      ratePerSecond: rate,
+      worker: await createKeelWorker({
+        ...shared,
+        taskQueue: config.KEEL_MODEL_TASK_QUEUE,
+        workflows: false,
+        // The server hands out at most this many of the queue's activities per second, however many workers
+        // poll it: a provider's rate limit holds across all of them. Every poller of the queue must ask for
+        // the same figure (the last poll's wins), so it comes from the one shared setting.
+        options: { ...shutdown, ...(rate !== undefined ? { maxTaskQueueActivitiesPerSecond: rate } : {}) },
+      }),
+    });
+  }
   const clientConnection = await Connection.connect(config.temporal.connectionOptions);
-  const schedule = await ensureCompactionSchedule(
-    new Client({ connection: clientConnection, namespace: config.temporal.namespace, dataConverter }),
-    {
-      taskQueue: config.KEEL_TASK_QUEUE,
-      interval: config.KEEL_COMPACTION_INTERVAL,
-      args: { olderThanDays: config.KEEL_COMPACTION_AGE_DAYS, minItems: config.KEEL_COMPACTION_MIN_ITEMS },
-    },
-  );
+  // The goal worker owns the compaction schedule (its workflow runs on KEEL_TASK_QUEUE); a model-only worker does not.
+  const schedule = roles.includes('goals')
+    ? await ensureCompactionSchedule(
+        new Client({ connection: clientConnection, namespace: config.temporal.namespace, dataConverter }),
+        {
+          taskQueue: config.KEEL_TASK_QUEUE,
+          interval: config.KEEL_COMPACTION_INTERVAL,
+          args: { olderThanDays: config.KEEL_COMPACTION_AGE_DAYS, minItems: config.KEEL_COMPACTION_MIN_ITEMS },
+        },
+      )
+    : undefined;
   const close = async () => {
     await memory.store.close();
     await email.close();
@@ -200,6 +266,14 @@ export async function createWorkerFromConfig(config: Config) {
     await clientConnection.close();
     await connection.close();
   };
-  // The connection and activities too, for a benchmark that runs its baseline beside this worker.
-  return { worker, close, schedule, connection, activities: options.activities as KeelActivities };
+  return {
+    workers,
+    identity,
+    close,
+    schedule,
+    connection,
+    /** The goal worker (undefined for KEEL_WORKER_ROLE=model). */
+    worker: workers.find((w) => w.role === 'goals')?.worker,
+    activities: goalOptions?.activities as KeelActivities | undefined,
+  };
 }

@@ -14,6 +14,11 @@ export interface GoalSettings {
   models?: GoalModels;
   /** The operator's policy when the goal started (KEEL_POLICY); goals from before policies use the default. */
   policy?: Policy;
+  /**
+   * The task queue of the goal's model calls (KEEL_MODEL_TASK_QUEUE when the goal started), where workers hold
+   * them to the provider's rate limit; unset (and in runs from before it existed), they run on the goal's own queue.
+   */
+  modelTaskQueue?: string;
 }
 
 /**

@@ -30,6 +30,8 @@ export interface StandinRequest {
   body: any;
   /** Lower-cased header names, as Node gives them. */
   headers: IncomingHttpHeaders;
+  /** When the request's body had arrived (ms since the epoch): rate-limit tests count requests per window. */
+  at: number;
 }
 
 /** The JSON body of a chat completion request, as the client sent it. */
@@ -358,7 +360,7 @@ export async function startOpenAIStandin(opts: OpenAIStandinOptions = {}): Promi
         body = undefined;
       }
       const path = (req.url ?? '/').split('?')[0];
-      requests.push({ method: req.method ?? 'GET', path, body, headers: req.headers });
+      requests.push({ method: req.method ?? 'GET', path, body, headers: req.headers, at: Date.now() });
 
       const failure = failures.shift() ?? (weather?.status ? weather : undefined);
       if (failure?.status) {

@@ -3,6 +3,7 @@
  * calls, and the few operations on that state every part of the goal uses.
  */
 import {
+  type ActivityOptions,
   ApplicationFailure,
   patched,
   proxyActivities,
@@ -32,15 +33,20 @@ export type GoalRun = ReturnType<typeof createGoalRun>;
 /** Called first thing in the workflow, so the lean patch's marker is the run's first command. */
 export function createGoalRun(goal: GoalInput) {
   const lean = patched(LEAN_GOAL_PATCH);
+  // Model calls go to the queue pinned in the goal's input, so a run keeps scheduling them where it began even
+  // when the configuration changes; runs without it (all runs from before it existed) use the goal's own queue.
+  const modelOptions: ActivityOptions = goal.settings.modelTaskQueue
+    ? { ...modelPreset, taskQueue: goal.settings.modelTaskQueue }
+    : modelPreset;
   const acts = {
     /** Bookkeeping in the canonical store, as local activities (no task-queue round trip). */
     book: proxyLocalActivities<KeelActivities>(bookkeepingPreset),
-    planner: proxyActivities<KeelActivities>(modelPreset),
+    planner: proxyActivities<KeelActivities>(modelOptions),
     /** The planner of a goal without a model (the offline planner: rules and one query), in the lean path. */
     localPlanner: proxyLocalActivities<KeelActivities>(localPlannerPreset),
-    /** Tool activities, by the preset their spec names. */
+    /** Tool activities, by the preset their spec names (the `model` preset is exactly the tools that call a model). */
     byPreset: {
-      model: proxyActivities<KeelActivities>(modelPreset),
+      model: proxyActivities<KeelActivities>(modelOptions),
       db: proxyActivities<KeelActivities>(dbPreset),
       connector: proxyActivities<KeelActivities>(connectorPreset(goal.settings.connectorHeartbeatMs)),
     } satisfies Record<ToolPreset, KeelActivities>,
