@@ -21,13 +21,14 @@ export async function startFlakySmtp(): Promise<FlakySmtp> {
   let current: TestSmtpServer | undefined = await startSmtpServer();
   const port = current.port;
   const url = current.url;
-  const earlier: ReceivedMessage[] = [];
+  // Every life of the server, whose message lists stay live: one accepted while the server is closing still
+  // counts (copying the list before close() lost such a message and made a sent email look missing).
+  const lives: TestSmtpServer[] = [current];
   return {
     url,
-    messages: () => [...earlier, ...(current?.messages ?? [])],
+    messages: () => lives.flatMap((l) => l.messages),
     async down() {
       if (!current) return;
-      earlier.push(...current.messages);
       const c = current;
       current = undefined;
       await c.close();
@@ -35,6 +36,7 @@ export async function startFlakySmtp(): Promise<FlakySmtp> {
     async up() {
       if (current) return;
       current = await startSmtpServer({ port });
+      lives.push(current);
     },
     async close() {
       if (current) await current.close();

@@ -116,6 +116,13 @@ const shapes = (): Record<string, { body?: Record<string, unknown>; query?: Reco
   'POST /inbox/trust/:ruleId': { body: { action: 'accept' } },
   'POST /inbox/groups/decision': { body: { submission: 'submission-1', ids: 'a' } },
   'POST /slack/interactions': {},
+  // The codec endpoint (payload encryption; off in this engine, so an authenticated request is a 404 naming
+  // KEEL_CODEC_KEY, never a 5xx).
+  'GET /codec/ui-endpoint': {},
+  'POST /codec/encode': { body: { payloads: [] } },
+  'POST /codec/decode': { body: { payloads: [] } },
+  'POST /codec/ui/:token/encode': { body: { payloads: [] } },
+  'POST /codec/ui/:token/decode': { body: { payloads: [] } },
 });
 
 const v1 = () => routes.filter((r) => r.path.startsWith('/v1/'));
@@ -126,6 +133,7 @@ const realParams = () => ({
   ruleId: 'no-such-rule',
   id: 'no-such-trigger',
   subject: 'contact:a@b.example',
+  token: 'not-the-codec-token',
 });
 
 /** Expects a refusal with `status` and the API's error shape, and nothing else changed. */

@@ -59,7 +59,9 @@ export async function planGoal(
     try {
       // Without a model the plan is rules and one query: a local activity in the lean path. A model's plan
       // stays an activity (slow calls, retried on their own schedule, on a queue that may be rate-limited).
-      const planner = run.lean && !goal.settings.models ? acts.localPlanner : acts.planner;
+      // A goal pinned to a model task queue plans there too: the workers on that queue hold the model settings.
+      const planner =
+        run.lean && !goal.settings.models && !goal.settings.modelTaskQueue ? acts.localPlanner : acts.planner;
       proposal = await planner.planGoal.executeWithOptions({ summary: uiSummary(planning.title) }, [
         {
           goalId: goal.goalId,
