@@ -8,36 +8,25 @@
  * same page then shows no canary.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import type { Server } from 'node:http';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
+import { launchBrowser, type TestBrowser } from '../helpers/browser';
 import { createApp } from '../../api/app';
 import { AesGcmPayloadCodec, codecUiToken, parseCodecKeys } from '../../codec';
 import { startEngine, type TestEngine } from '../helpers/engine';
 
 const SHOTS = path.resolve(__dirname, '..', '..', '.keel', 'test', 'screenshots');
-const CHROMIUM = process.env.KEEL_CHROMIUM ?? '/usr/bin/chromium';
-const ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 const KEY = `k1:${randomBytes(32).toString('base64')}`;
 const API_KEY = randomBytes(16).toString('hex');
 const CANARY = `canary${randomBytes(12).toString('hex')}`;
 
 let engine: TestEngine;
-let context: BrowserContext;
 let page: Page;
-let profile: string;
+let browser: TestBrowser | undefined;
 let uiUrl: string;
 const servers: Server[] = [];
 
@@ -76,19 +65,12 @@ beforeAll(async () => {
     },
   });
   await engine.startWorker();
-  profile = mkdtempSync(path.join(tmpdir(), 'keel-chromium-'));
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ARGS,
-    viewport: { width: 1300, height: 1000 },
-  });
-  page = context.pages()[0] ?? (await context.newPage());
+  browser = await launchBrowser({ width: 1300, height: 1000 });
+  ({ page } = browser);
 });
 
 afterAll(async () => {
-  await context?.close();
-  if (profile) rmSync(profile, { recursive: true, force: true });
+  await browser?.close();
   await Promise.all(
     servers.map(
       (s) =>

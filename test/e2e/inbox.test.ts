@@ -4,29 +4,18 @@
  * PostgreSQL, a worker and the test SMTP server. Screenshots land in
  * .keel/test/screenshots/ (git-ignored).
  */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
+import { launchBrowser, type TestBrowser } from '../helpers/browser';
 import { startEngine, type TestEngine } from '../helpers/engine';
 
 const SHOTS = path.resolve(__dirname, '..', '..', '.keel', 'test', 'screenshots');
-const CHROMIUM = process.env.KEEL_CHROMIUM ?? '/usr/bin/chromium';
-// The flags that work on these machines: no sandbox as root, and no background calls to a closed network.
-const ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 let engine: TestEngine;
 let context: BrowserContext;
 let page: Page;
-let profile: string;
+let browser: TestBrowser | undefined;
 const dialogs: string[] = [];
 
 jest.setTimeout(120_000);
@@ -35,15 +24,8 @@ beforeAll(async () => {
   mkdirSync(SHOTS, { recursive: true });
   engine = await startEngine();
   await engine.startWorker();
-  // A fresh profile each run (launchPersistentContext is how Playwright takes --user-data-dir).
-  profile = mkdtempSync(path.join(tmpdir(), 'keel-chromium-'));
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ARGS,
-    viewport: { width: 1100, height: 900 },
-  });
-  page = context.pages()[0] ?? (await context.newPage());
+  browser = await launchBrowser({ width: 1100, height: 900 });
+  ({ context, page } = browser);
   page.on('dialog', (d) => {
     dialogs.push(d.message());
     void d.dismiss();
@@ -51,8 +33,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await context?.close();
-  if (profile) rmSync(profile, { recursive: true, force: true });
+  await browser?.close();
   await engine?.close();
 });
 

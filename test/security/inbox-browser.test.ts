@@ -7,26 +7,15 @@
  * a session sees only the sign-in form. Debian's chromium, driven by
  * playwright-core, against the real API, Temporal, PostgreSQL and a worker.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
+import { launchBrowser, type TestBrowser } from '../helpers/browser';
 import { startEngine, type TestEngine } from '../helpers/engine';
 import { STILL_SETTINGS, snapshot } from './support';
-
-const CHROMIUM = process.env.KEEL_CHROMIUM ?? '/usr/bin/chromium';
-const ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
 
 /** Text that would run, break out of its element, or rewrite SQL if anything between the API and the page trusted it. */
 const HOSTILE = [
@@ -45,7 +34,7 @@ const HOSTILE = [
 let engine: TestEngine;
 let context: BrowserContext;
 let page: Page;
-let profile: string;
+let browser: TestBrowser | undefined;
 let evil: Server;
 const dialogs: string[] = [];
 
@@ -54,14 +43,8 @@ jest.setTimeout(180_000);
 beforeAll(async () => {
   engine = await startEngine({ settings: STILL_SETTINGS });
   await engine.startWorker();
-  profile = mkdtempSync(path.join(tmpdir(), 'keel-security-chromium-'));
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ARGS,
-    viewport: { width: 1100, height: 900 },
-  });
-  page = context.pages()[0] ?? (await context.newPage());
+  browser = await launchBrowser({ width: 1100, height: 900 });
+  ({ context, page } = browser);
   context.on('page', (p) => p.on('dialog', (d) => (dialogs.push(d.message()), void d.dismiss())));
   page.on('dialog', (d) => {
     dialogs.push(d.message());
@@ -70,8 +53,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  await context?.close();
-  if (profile) rmSync(profile, { recursive: true, force: true });
+  await browser?.close();
   await new Promise<void>((r) => (evil ? evil.close(() => r()) : r()));
   await engine?.close();
 });
