@@ -10,6 +10,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { DefaultLogger, bundleWorkflowCode } from '@temporalio/worker';
+import { bundleKeelWorkflows } from '../workers/bundle';
 import { startEngine, type TestEngine } from '../test/helpers/engine';
 import type { GoalResult } from '../workflows/types';
 import { bareApprovalWorkflow, bareGoalWorkflow } from './workflows';
@@ -55,9 +56,20 @@ export interface BenchEngine {
   bundlePath: string;
 }
 
-/** Bundles the workflows of `workflowsPath` into .keel/bench/<name>.js: its path. */
-export async function bundleWorkflows(workflowsPath: string, name: string): Promise<string> {
-  const { code } = await bundleWorkflowCode({ workflowsPath, logger: new DefaultLogger('WARN') });
+/**
+ * Bundles the workflows of `workflowsPath` into .keel/bench/<name>.js: its path. A bundle with Keel's workflows
+ * in it is built as the worker builds it (workers/bundle.ts, shared modules preloaded); `bare: true`, a bundle
+ * of the bare baselines alone, as plain Temporal code.
+ */
+export async function bundleWorkflows(
+  workflowsPath: string,
+  name: string,
+  opts: { bare?: boolean } = {},
+): Promise<string> {
+  const logger = new DefaultLogger('WARN');
+  const { code } = opts.bare
+    ? await bundleWorkflowCode({ workflowsPath, logger })
+    : await bundleKeelWorkflows({ workflowsPath, logger });
   const bundlePath = path.join(ROOT, '.keel', 'bench', `${name}.js`);
   await mkdir(path.dirname(bundlePath), { recursive: true });
   await writeFile(bundlePath, code);

@@ -37,7 +37,12 @@ async function run() {
   if (!process.send) throw new Error('bench/load-worker.ts is started by bench/load.ts, with an IPC channel');
   const statements = countStatements();
   // The worker's state changes would drown the benchmark's figures.
-  Runtime.install({ logger: new DefaultLogger('WARN') });
+  // The SDK core's own metrics (activation and local-activity latencies, per task queue) on a port the driver
+  // reads at the end: where the workflow tasks' time goes.
+  Runtime.install({
+    logger: new DefaultLogger('WARN'),
+    telemetryOptions: { metrics: { prometheus: { bindAddress: `127.0.0.1:${required('BENCH_CORE_METRICS_PORT')}` } } },
+  });
   const config = loadConfig();
   const { worker, close, connection, activities } = await createWorkerFromConfig(config);
   if (!worker || !activities)

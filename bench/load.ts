@@ -21,6 +21,12 @@
  * Afterwards `--park` emails per side are left waiting at once to measure the
  * worker's memory per cached goal, then decided in one batch.
  *
+ * Where the time goes: per side and goal shape, the p50 of each part of a
+ * goal's life read off its history (start, workflow tasks queued and running,
+ * the first and the last, activities queued and running, waiting for a
+ * person, the result reaching the driver), and the SDK core's own metrics of
+ * the worker (workflow task processing, local activities, activities).
+ *
  * Prints one `name: value` line per figure, ending with `ratio p50 keel/bare`
  * (all goals of the mix) and `approval round trip p95`: from the decision's
  * 2xx to the next state (approval approved, goal running, the held step
@@ -32,9 +38,11 @@ import { mkdir, readFile, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Client as PgClient } from 'pg';
+import type { temporal } from '@temporalio/proto';
 import { prng } from '../lib/prng';
 import { isFinished } from '../shared/goal';
 import type { TestEngine } from '../test/helpers/engine';
+import { freePort } from '../test/helpers/pg-cluster';
 import { stateQuery } from '../workflows/messages';
 import type { GoalState } from '../workflows/types';
 import {
@@ -55,6 +63,7 @@ import { countStatements } from './sql-count';
 import { bareDecideUpdate, bareStateQuery } from './workflows/bare';
 
 type Side = 'keel' | 'bare';
+type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 /** The bare baselines' task queue: a worker of their own bundle, beside Keel's in the same process. */
 const bareQueue = (engine: TestEngine) => `${engine.taskQueue}-bare`;
 const SIDES: Side[] = ['bare', 'keel'];
@@ -68,10 +77,67 @@ interface GoalRecord {
   shape: GoalShape;
   workflowId?: string;
   start: number;
+  /** Wall-clock time of `start` (Date.now()), to place it among the history's event times. */
+  startWall: number;
   end?: number;
   error?: string;
   /** Emails: decision sent, answered (2xx), and the decided state seen in the query. */
   decision?: { sent: number; answered: number; visible: number };
+}
+
+/**
+ * Where a goal's time went, from its history's event times (ms): `start`, from the driver's start (the POST
+ * for Keel, the client's start call for bare) to the workflow's start event; workflow tasks and activities
+ * (regular ones), each queued (scheduled → started) and running (started → completed; a workflow task's
+ * local activities run inside it); `waiting`, the goal waiting with no task in flight (for a person's
+ * decision); `result`, from the last event to the driver seeing the result.
+ */
+type TimeSpent =
+  | 'start'
+  | 'workflowTaskQueued'
+  | 'workflowTaskRunning'
+  | 'firstWorkflowTask'
+  | 'lastWorkflowTask'
+  | 'activityQueued'
+  | 'activityRunning'
+  | 'waiting'
+  | 'result';
+
+function timeSpent(events: HistoryEvent[], startWall: number, endWall: number): Record<TimeSpent, number> {
+  const at = (e: HistoryEvent) =>
+    Number(e.eventTime?.seconds ?? 0) * 1000 + Math.floor((e.eventTime?.nanos ?? 0) / 1e6);
+  const out: Record<TimeSpent, number> = {
+    start: events.length ? at(events[0]) - startWall : 0,
+    workflowTaskQueued: 0,
+    workflowTaskRunning: 0,
+    firstWorkflowTask: 0,
+    lastWorkflowTask: 0,
+    activityQueued: 0,
+    activityRunning: 0,
+    waiting: 0,
+    result: events.length ? endWall - at(events[events.length - 1]) : 0,
+  };
+  const byId = new Map(events.map((e) => [Number(e.eventId), e]));
+  let busy = 0;
+  for (const e of events) {
+    const wftStarted = e.workflowTaskStartedEventAttributes;
+    const wftCompleted = e.workflowTaskCompletedEventAttributes;
+    const actStarted = e.activityTaskStartedEventAttributes;
+    const actCompleted = e.activityTaskCompletedEventAttributes ?? e.activityTaskFailedEventAttributes;
+    if (wftStarted) out.workflowTaskQueued += at(e) - at(byId.get(Number(wftStarted.scheduledEventId))!);
+    if (wftCompleted) {
+      const running = at(e) - at(byId.get(Number(wftCompleted.startedEventId))!);
+      if (out.workflowTaskRunning === 0 && out.firstWorkflowTask === 0) out.firstWorkflowTask = running;
+      out.lastWorkflowTask = running;
+      out.workflowTaskRunning += running;
+    }
+    if (actStarted) out.activityQueued += at(e) - at(byId.get(Number(actStarted.scheduledEventId))!);
+    if (actCompleted) out.activityRunning += at(e) - at(byId.get(Number(actCompleted.startedEventId))!);
+  }
+  busy = out.workflowTaskQueued + out.workflowTaskRunning + out.activityQueued + out.activityRunning;
+  const span = events.length ? at(events[events.length - 1]) - at(events[0]) : 0;
+  out.waiting = Math.max(0, span - busy);
+  return out;
 }
 
 /** CPU time (ms) of a process by pid, from /proc (Linux); undefined once it is gone. */
@@ -110,7 +176,27 @@ interface BenchWorker {
   latest(): WorkerStatus;
   /** A report taken after a garbage collection. */
   afterGc(): Promise<WorkerStatus>;
+  /** The SDK core's metrics: each histogram's sum and count (ms), by name and task queue. */
+  coreMetrics(): Promise<CoreMetrics>;
   stop(): Promise<void>;
+}
+
+/** Histogram sums and counts of the SDK core's metrics, keyed `name task_queue`. */
+type CoreMetrics = Map<string, { sum: number; count: number }>;
+
+/** Reads the sums and counts out of a Prometheus text exposition. */
+function parseCoreMetrics(text: string): CoreMetrics {
+  const out: CoreMetrics = new Map();
+  for (const line of text.split('\n')) {
+    const m = /^temporal_(\w+)_(sum|count)\{([^}]*)\} ([\d.e+-]+)$/.exec(line);
+    if (!m) continue;
+    const queue = /task_queue="([^"]*)"/.exec(m[3])?.[1] ?? '';
+    const key = `${m[1]} ${queue}`;
+    const entry = out.get(key) ?? { sum: 0, count: 0 };
+    entry[m[2] as 'sum' | 'count'] += Number(m[4]);
+    out.set(key, entry);
+  }
+  return out;
 }
 
 async function forkWorker(
@@ -118,6 +204,7 @@ async function forkWorker(
   bundles: { keel: string; bare: string },
   profileDir?: string,
 ): Promise<BenchWorker> {
+  const metricsPort = await freePort();
   const child = fork(path.join(__dirname, 'load-worker.ts'), [], {
     cwd: ROOT,
     execArgv: [
@@ -136,6 +223,7 @@ async function forkWorker(
       KEEL_WORKFLOW_BUNDLE: bundles.keel,
       BENCH_BARE_BUNDLE: bundles.bare,
       BENCH_BARE_TASK_QUEUE: bareQueue(engine),
+      BENCH_CORE_METRICS_PORT: String(metricsPort),
       KEEL_OPERATOR_NAME: 'Bench Operator',
       KEEL_OUTBOX_DIR: path.join(ROOT, '.keel', 'bench', 'outbox'),
     },
@@ -167,6 +255,10 @@ async function forkWorker(
         gcWaiter = resolve;
         send({ type: 'gc' });
       });
+    },
+    async coreMetrics() {
+      const res = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+      return parseCoreMetrics(await res.text());
     },
     async stop() {
       if (child.exitCode === null) send({ type: 'stop' });
@@ -222,7 +314,7 @@ async function run() {
     poolMax: 10,
     workflowsPath: path.join(ROOT, 'workflows'),
   });
-  const bareBundle = await bundleWorkflows(path.join(__dirname, 'workflows', 'bare.ts'), 'bundle-bare');
+  const bareBundle = await bundleWorkflows(path.join(__dirname, 'workflows', 'bare.ts'), 'bundle-bare', { bare: true });
   const client = engine.temporal.client;
   const apiStatements = countStatements((db) => db === engine.db.name);
   const profileDir = values.profile ? path.join(ROOT, '.keel', 'bench', 'profiles') : undefined;
@@ -319,7 +411,7 @@ async function run() {
 
     async function runGoal(side: Side, shape: GoalShape, into: GoalRecord[]): Promise<void> {
       const i = seq++;
-      const rec: GoalRecord = { side, shape, start: now() };
+      const rec: GoalRecord = { side, shape, start: now(), startWall: Date.now() };
       into.push(rec);
       try {
         rec.workflowId =
@@ -371,6 +463,7 @@ async function run() {
     for (const side of SIDES) if (warmupSeconds > 0) await phase(side, warmupSeconds);
 
     const phases: Phase[] = [];
+    const coreBefore = await w.coreMetrics();
     for (let r = 0; r < rounds; r++) {
       const order = r % 2 === 0 ? SIDES : [...SIDES].reverse();
       for (const side of order) {
@@ -382,6 +475,8 @@ async function run() {
         phases.push(p);
       }
     }
+
+    const coreAfter = await w.coreMetrics();
 
     // --- figures, per side over its phases -----------------------------------
     const figures: Record<Side, { all: Latencies; roundTrip: Latencies; sentToVisible: Latencies }> = {} as never;
@@ -448,6 +543,19 @@ async function run() {
         `${side} PostgreSQL connections max / busy max / busy mean`,
         `${Math.max(...allSamples.map((s) => s.pgConnections))} / ${Math.max(...allSamples.map((s) => s.pgActive))} / ${(allSamples.reduce((a, s) => a + s.pgActive, 0) / allSamples.length).toFixed(1)}`,
       );
+      // The SDK core's view of the same goals (its task queue is the side's own): per goal, the workflow
+      // tasks' processing (local activities inside it), the local activities, the activities.
+      const queue = side === 'keel' ? engine.taskQueue : bareQueue(engine);
+      const core = (name: string) => {
+        const a = coreAfter.get(`${name} ${queue}`) ?? { sum: 0, count: 0 };
+        const b = coreBefore.get(`${name} ${queue}`) ?? { sum: 0, count: 0 };
+        const n = Math.max(1, done.length);
+        return `${((a.sum - b.sum) / n).toFixed(1)} ms in ${((a.count - b.count) / n).toFixed(1)}`;
+      };
+      out(
+        `${side} worker per goal (SDK core metrics)`,
+        `workflow tasks ${core('workflow_task_execution_latency')}, local activities ${core('local_activity_execution_latency')} (scheduled → done ${core('local_activity_succeed_endtoend_latency')}), activities ${core('activity_execution_latency')} (queued ${core('activity_schedule_to_start_latency')})`,
+      );
       for (const f of failures.slice(0, 3)) console.log(`# ${side} failure: ${f.error}`);
       for (const s of stuck.slice(0, 3)) console.log(`# ${side} stuck: ${s.workflowId ?? '(not started)'}`);
     }
@@ -455,16 +563,30 @@ async function run() {
     // --- Temporal round trips per goal: the events in a few completed goals' histories ---------------
     for (const side of SIDES) {
       for (const shape of ['note', 'email'] as GoalShape[]) {
-        const ids = phases
+        const goals = phases
           .filter((p) => p.side === side)
           .flatMap((p) => p.goals)
           .filter((g) => g.shape === shape && g.end !== undefined)
-          .slice(0, 5)
-          .map((g) => g.workflowId!);
-        if (ids.length === 0) continue;
+          .slice(0, 30);
+        if (goals.length === 0) continue;
+        const ids = goals.slice(0, 5).map((g) => g.workflowId!);
         const counts: Record<string, number> = {};
-        for (const id of ids) {
-          const history = await client.workflow.getHandle(id).fetchHistory();
+        const spent: Record<TimeSpent, number[]> = {
+          start: [],
+          workflowTaskQueued: [],
+          workflowTaskRunning: [],
+          firstWorkflowTask: [],
+          lastWorkflowTask: [],
+          activityQueued: [],
+          activityRunning: [],
+          waiting: [],
+          result: [],
+        };
+        for (const g of goals) {
+          const history = await client.workflow.getHandle(g.workflowId!).fetchHistory();
+          const t = timeSpent(history.events ?? [], g.startWall, g.startWall + (g.end! - g.start));
+          for (const k of Object.keys(spent) as TimeSpent[]) spent[k].push(t[k]);
+          if (!ids.includes(g.workflowId!)) continue;
           for (const e of history.events ?? []) {
             const kind = Object.keys(e).find((k) => k.endsWith('EventAttributes') && (e as never)[k]);
             const name = (kind ?? 'other').replace(/EventAttributes$/, '');
@@ -476,6 +598,11 @@ async function run() {
         out(
           `${side} ${shape} history per goal`,
           `${total.toFixed(1)} events, ${per('workflowTaskCompleted')} workflow tasks, ${per('activityTaskScheduled')} activities, ${per('markerRecorded')} markers (local activities, patches), ${per('upsertWorkflowSearchAttributes')} search-attribute upserts, ${per('workflowExecutionUpdateAccepted')} updates`,
+        );
+        const p50 = (k: TimeSpent) => ms(latencies(spent[k]).p50);
+        out(
+          `${side} ${shape} time per goal p50 ms (${goals.length} goals)`,
+          `start ${p50('start')}, workflow tasks queued ${p50('workflowTaskQueued')} / running ${p50('workflowTaskRunning')} (first ${p50('firstWorkflowTask')}, last ${p50('lastWorkflowTask')}), activities queued ${p50('activityQueued')} / running ${p50('activityRunning')}, waiting for a person ${p50('waiting')}, result ${p50('result')}`,
         );
       }
     }

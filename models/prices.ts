@@ -4,17 +4,22 @@
  * runs and settle the real cost after.
  */
 import { z } from 'zod';
+import { once } from '../shared/once';
 
 /** The price of one model in US dollars per million tokens. */
-export const modelPriceSchema = z.object({
-  input: z.number().nonnegative(),
-  output: z.number().nonnegative(),
-});
+export const modelPriceSchema = once('models/prices#modelPriceSchema', () =>
+  z.object({
+    input: z.number().nonnegative(),
+    output: z.number().nonnegative(),
+  }),
+);
 
 export type ModelPrice = z.infer<typeof modelPriceSchema>;
 
 /** Model name → price, as `KEEL_PRICES` gives it (`{"my-model":{"input":1,"output":2}}`). */
-export const priceTableSchema = z.record(z.string().min(1), modelPriceSchema);
+export const priceTableSchema = once('models/prices#priceTableSchema', () =>
+  z.record(z.string().min(1), modelPriceSchema),
+);
 
 export type PriceTable = z.infer<typeof priceTableSchema>;
 

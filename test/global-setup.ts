@@ -5,7 +5,7 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { bundleWorkflowCode } from '@temporalio/worker';
+import { bundleKeelWorkflows } from '../workers/bundle';
 import { pgliteTemplates } from './pglite';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -22,7 +22,7 @@ export default async function globalSetup(): Promise<void> {
   }
   const outDir = path.join(root, '.keel', 'test');
   await mkdir(outDir, { recursive: true });
-  const { code } = await bundleWorkflowCode({ workflowsPath: path.join(root, 'workflows'), logger: quietLogger });
+  const { code } = await bundleKeelWorkflows({ logger: quietLogger });
   const bundlePath = path.join(outDir, 'workflow-bundle.js');
   await writeFile(bundlePath, code);
   process.env.KEEL_TEST_WORKFLOW_BUNDLE = bundlePath;

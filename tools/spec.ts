@@ -7,6 +7,7 @@
  */
 import { z } from 'zod';
 import type { StepOutput } from '../shared/plan';
+import { once } from '../shared/once';
 
 export type ToolRisk = 'read' | 'internal' | 'external';
 export type ToolPreset = 'model' | 'db' | 'connector';
@@ -16,13 +17,17 @@ export type CompensationActivityName = 'discardArtifact' | 'voidOutcome' | 'dele
  * What a step hands to the steps after it: small JSON; large texts stay in
  * PostgreSQL as artifacts and travel by id (`ref`) with a short `preview`.
  */
-export const stepOutputSchema = z.looseObject({
-  ref: z.string().min(1).optional(),
-  preview: z.string().optional(),
-});
+export const stepOutputSchema = once('tools/spec#stepOutputSchema', () =>
+  z.looseObject({
+    ref: z.string().min(1).optional(),
+    preview: z.string().optional(),
+  }),
+);
 
 /** An earlier step's output that must point at an artifact. */
-export const artifactOutputSchema = stepOutputSchema.extend({ ref: z.string().min(1) });
+export const artifactOutputSchema = once('tools/spec#artifactOutputSchema', () =>
+  stepOutputSchema.extend({ ref: z.string().min(1) }),
+);
 
 /** The artifact an approval shows, as the approval activity loads it. */
 export interface ArtifactView {

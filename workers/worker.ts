@@ -14,6 +14,7 @@ import type { Config } from '../config/index';
 import { parseFaults } from '../lib/faults';
 import { plainActivityErrors } from './errors';
 import { heartbeatWhileRunning } from './heartbeat';
+import { keelBundlerOptions, WORKFLOWS_PATH } from './bundle';
 import { createPrisma, type Db } from '../db/prisma';
 import { COMPACTION_SCHEDULE_ID, type CompactionInput } from '../workflows/compaction';
 import { codecDataConverter } from '../codec';
@@ -33,7 +34,7 @@ export interface KeelWorkerDeps {
   rateLimits?: ActivityDeps['rateLimits'];
   /** KEEL_TRUST_SUGGEST_AFTER. */
   trustSuggestAfter?: number;
-  /** A prebuilt workflow bundle (tests and the benchmark build it once); otherwise workflows/ is bundled at start. */
+  /** A prebuilt workflow bundle (bundleKeelWorkflows: tests and the benchmark build it once); otherwise workflows/ is bundled at start. */
   workflowBundlePath?: string;
   /** KEEL_OPERATOR_NAME. */
   operatorName: string;
@@ -76,7 +77,7 @@ export function keelWorkerOptions(deps: KeelWorkerDeps): WorkerOptions {
       ? {}
       : deps.workflowBundlePath
         ? { workflowBundle: { codePath: deps.workflowBundlePath } }
-        : { workflowsPath: require.resolve('../workflows') }),
+        : { workflowsPath: WORKFLOWS_PATH, bundlerOptions: keelBundlerOptions() }),
     ...(deps.dataConverter ? { dataConverter: deps.dataConverter } : {}),
     ...(deps.identity ? { identity: deps.identity } : {}),
     activities: createActivities({

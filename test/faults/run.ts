@@ -25,7 +25,8 @@ import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import { bundleWorkflowCode, DefaultLogger, Runtime } from '@temporalio/worker';
+import { DefaultLogger, Runtime } from '@temporalio/worker';
+import { bundleKeelWorkflows } from '../../workers/bundle';
 import { Client as PgClient } from 'pg';
 import { prng } from '../../lib/prng';
 import { planOffline } from '../../planner/offline';
@@ -303,10 +304,7 @@ async function startParts(): Promise<Parts> {
   const cli = await resolveTemporalCli({ install: false });
   if (!cli.path) throw new Error('no Temporal CLI found: run `node scripts/setup.js --for test` first');
   const bundlePath = path.join(runDir, 'workflow-bundle.js');
-  const { code } = await bundleWorkflowCode({
-    workflowsPath: path.join(ROOT, 'workflows'),
-    logger: new DefaultLogger('ERROR'),
-  });
+  const { code } = await bundleKeelWorkflows({ logger: new DefaultLogger('ERROR') });
   writeFileSync(bundlePath, code);
 
   const [pg, smtp, slack, webhook, temporalPort, temporalUiPort, apiPort] = await Promise.all([

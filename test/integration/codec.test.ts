@@ -18,7 +18,7 @@ import { promisify } from 'node:util';
 import { Client } from '@temporalio/client';
 import type { Payload } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
-import { bundleWorkflowCode } from '@temporalio/worker';
+import { bundleKeelWorkflows } from '../../workers/bundle';
 import { ENCODING_ENCRYPTED, payloadsFromJson, payloadsToJson } from '../../codec';
 import { startEngine, type ChildWorker, type TestEngine } from '../helpers/engine';
 import { startSmtpServer, type TestSmtpServer } from '../helpers/smtp';
@@ -172,8 +172,7 @@ beforeAll(async () => {
   mkdirSync(dataDir, { recursive: true });
   engine = await startEngine({ codecKey: KEY, temporal: { dbFilename: dbFile } });
   // The production worker bundles its workflows with the codec's failure converter; a prebuilt bundle must too.
-  const { code } = await bundleWorkflowCode({
-    workflowsPath: path.join(ROOT, 'workflows'),
+  const { code } = await bundleKeelWorkflows({
     failureConverterPath: require.resolve('../../codec/failure-converter'),
     logger: { trace() {}, debug() {}, info() {}, warn() {}, error: console.error, log() {} },
   });

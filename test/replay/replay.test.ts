@@ -6,7 +6,8 @@
  */
 import { mkdir, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { Worker, bundleWorkflowCode } from '@temporalio/worker';
+import { Worker } from '@temporalio/worker';
+import { bundleKeelWorkflows } from '../../workers/bundle';
 import { DeterminismViolationError } from '@temporalio/workflow';
 import { quietTemporalRuntime, workflowBundlePath } from '../helpers/temporal';
 
@@ -45,7 +46,7 @@ async function bundleMutant(): Promise<string> {
       '',
     ].join('\n'),
   );
-  const { code } = await bundleWorkflowCode({ workflowsPath: entry, logger: silent });
+  const { code } = await bundleKeelWorkflows({ workflowsPath: entry, logger: silent });
   const out = path.join(dir, 'bundle.js');
   await writeFile(out, code);
   return out;

@@ -221,6 +221,19 @@ describe('validatePlan', () => {
     });
   });
 
+  test('a wait that is not a duration is a problem naming the pattern, not a crash of the validation', () => {
+    // zod ran the range check after the failed pattern, and the range check threw on the text.
+    for (const after of ['soon', 'x', '3 days']) {
+      const problems = validatePlan([step('wait', 'followup.wait', { after })], BUDGET);
+      expect(problems.map((p) => p.message).join('; ')).toContain('a duration like 90s, 30m, 12h or 3d');
+      expect(problems.map((p) => p.message).join('; ')).not.toContain('between 1s and 30d');
+    }
+    expect(validatePlan([step('wait', 'followup.wait', { after: '31d' })], BUDGET)[0].message).toContain(
+      'between 1s and 30d',
+    );
+    expect(validatePlan([step('wait', 'followup.wait', { after: '3d' })], BUDGET)).toEqual([]);
+  });
+
   test('every problem is reported at once, so a replan hears all of them', () => {
     const plan = [
       step('recall', 'memory.recall', { query: 'x', tokenBudget: -1 }),

@@ -1,6 +1,7 @@
 /** event.classify: which kind of message an inbound event is, with a confidence and a one-line reason. */
 import { z } from 'zod';
 import { defineTool, stepOutputSchema } from '../spec';
+import { once } from '../../shared/once';
 
 /**
  * The kinds an inbound event can be. Fixed, so triggers can name them
@@ -34,34 +35,38 @@ export const EVENT_KIND_MEANINGS: Readonly<Record<EventKind, string>> = {
 export const CLASSIFY_MODEL = { tier: 'small', maxTokens: 200, downgrade: false } as const;
 
 /** A classification as the tool and the event intake hand it on. */
-export const classificationSchema = z.object({
-  kind: z.enum(EVENT_KINDS),
-  /** 0 to 1: how sure the classifier is. Rules never claim more than 0.8. */
-  confidence: z.number().min(0).max(1),
-  /** One line saying why. */
-  reason: z.string(),
-  /** `model:<name>`, or the rules with the offline label. */
-  generatedBy: z.string(),
-});
+export const classificationSchema = once('tools/event-classify/spec#classificationSchema', () =>
+  z.object({
+    kind: z.enum(EVENT_KINDS),
+    /** 0 to 1: how sure the classifier is. Rules never claim more than 0.8. */
+    confidence: z.number().min(0).max(1),
+    /** One line saying why. */
+    reason: z.string(),
+    /** `model:<name>`, or the rules with the offline label. */
+    generatedBy: z.string(),
+  }),
+);
 
 export type ClassificationOutput = z.infer<typeof classificationSchema>;
 
-export const eventClassify = defineTool({
-  name: 'event.classify',
-  description: `Classify a message or event text as one of: ${EVENT_KINDS.join(', ')}; with a confidence (0 to 1) and a one-line reason`,
-  activity: 'classifyEvent',
-  input: z.object({
-    /** The message text, or an earlier step's output. */
-    text: z.union([z.string().min(1), stepOutputSchema]),
-    subject: z.string().optional(),
-    from: z.string().optional(),
+export const eventClassify = once('tools/event-classify/spec#eventClassify', () =>
+  defineTool({
+    name: 'event.classify',
+    description: `Classify a message or event text as one of: ${EVENT_KINDS.join(', ')}; with a confidence (0 to 1) and a one-line reason`,
+    activity: 'classifyEvent',
+    input: z.object({
+      /** The message text, or an earlier step's output. */
+      text: z.union([z.string().min(1), stepOutputSchema]),
+      subject: z.string().optional(),
+      from: z.string().optional(),
+    }),
+    output: stepOutputSchema.extend(classificationSchema.shape),
+    refInputs: [],
+    risk: 'read',
+    irreversible: false,
+    preset: 'model',
+    estimatedCostUsd: 0.001,
+    errors: [],
+    model: CLASSIFY_MODEL,
   }),
-  output: stepOutputSchema.extend(classificationSchema.shape),
-  refInputs: [],
-  risk: 'read',
-  irreversible: false,
-  preset: 'model',
-  estimatedCostUsd: 0.001,
-  errors: [],
-  model: CLASSIFY_MODEL,
-});
+);
