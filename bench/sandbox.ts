@@ -37,7 +37,7 @@ async function main(): Promise<void> {
   const logger = new DefaultLogger('WARN');
   const variants: { name: string; preloadModules: string[] }[] = [
     { name: 'no preload', preloadModules: [] },
-    { name: 'zod', preloadModules: ['zod'] },
+    { name: 'zod only', preloadModules: ['zod'] },
     { name: 'keel (workers/bundle.ts)', preloadModules: [...PRELOAD_MODULES] },
   ];
   const bundles = await Promise.all(
