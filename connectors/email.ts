@@ -11,11 +11,15 @@
  *   4. hand the message to SMTP (or write it to the outbox directory);
  *   5. mark the row `committed` with the result and committed_at.
  *
- * A crash between 4 and 5 is the one window that can deliver twice. Two
+ * A crash between 4 and 5 is the one window that can deliver twice. Three
  * things keep that tolerable: the Message-ID is derived from the idempotency
  * key, so every copy is the same message to any receiver that deduplicates
- * on it, and the commit write itself is retried a few times in-process so a
- * database blip after a successful send does not throw the send away.
+ * on it; the commit write is retried in-process for as long as a PostgreSQL
+ * restart may take (`commitRetryMs`, heartbeating), so a database outage
+ * after a successful send does not throw the send away; and when even that
+ * gives up, the process remembers what it sent, so the activity's retry on
+ * this worker records the commit instead of sending again. (The fault suite
+ * found the second: a 3 s retry budget lost to a PostgreSQL restart.)
  */
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import { mkdir, open, rename, rm } from 'node:fs/promises';
@@ -73,6 +77,12 @@ export interface EmailConnectorOptions {
   faults?: FaultHooks;
   /** How often `onProgress` is called while a send is in flight (default 1000 ms). */
   progressIntervalMs?: number;
+  /**
+   * How long a sent message's commit is retried while PostgreSQL does not answer (default 120 s, inside the
+   * connector preset's five-minute start-to-close; the activity heartbeats meanwhile). The message is out:
+   * giving up early would make the activity's retry send it again.
+   */
+  commitRetryMs?: number;
 }
 
 /** The connector returned by {@link createEmailConnector}. */
@@ -270,6 +280,7 @@ export function createEmailConnector(opts: EmailConnectorOptions): EmailConnecto
   const { prisma, outboxDir } = opts;
   const faults = opts.faults ?? noFaults;
   const progressIntervalMs = opts.progressIntervalMs ?? 1000;
+  const commitRetryMs = opts.commitRetryMs ?? 120_000;
   // A bad sender is a configuration error: fail at start-up, not per message.
   validateEmailAddresses('from', opts.from);
 
@@ -289,6 +300,9 @@ export function createEmailConnector(opts: EmailConnectorOptions): EmailConnecto
   // retry can start while a timed-out earlier attempt is still sending, and the
   // second must see the first one's commit rather than race it to SMTP.
   const inFlight = new Map<string, Promise<unknown>>();
+  // Messages this process sent whose commit it could not record (PostgreSQL down for longer than the commit's
+  // retries): a retry of the same key here records the commit instead of sending again.
+  const sentUnrecorded = new Map<string, EmailCommitResult>();
   let closed = false;
 
   function progress(req: EmailSendRequest): void {
@@ -338,22 +352,29 @@ export function createEmailConnector(opts: EmailConnectorOptions): EmailConnecto
     }
   }
 
-  async function markCommitted(key: string, result: EmailCommitResult): Promise<void> {
-    // The message is already out: losing this write would make a retry send it
-    // again, so a transient database error here is worth a few quick retries.
+  async function markCommitted(req: EmailSendRequest, result: EmailCommitResult): Promise<void> {
+    // The message is already out: losing this write would make a retry send it again, so it is retried (backing
+    // off to 5 s, heartbeating) for as long as a PostgreSQL restart or failover may take.
+    const key = req.idempotencyKey;
+    const deadline = Date.now() + commitRetryMs;
     let lastErr: unknown;
-    for (let attempt = 0; attempt < 4; attempt++) {
+    for (let attempt = 0; ; attempt++) {
       try {
         await prisma.sideEffect.update({
           where: { idempotencyKey: key },
           data: { status: 'committed', result: { ...result }, error: null, committedAt: new Date() },
         });
+        sentUnrecorded.delete(key);
         return;
       } catch (err) {
         lastErr = err;
-        await sleep(200 * 2 ** attempt);
       }
+      progress(req);
+      const wait = Math.min(5_000, 200 * 2 ** attempt);
+      if (Date.now() + wait > deadline) break;
+      await sleep(wait);
     }
+    sentUnrecorded.set(key, result);
     throw ApplicationFailure.create({
       message: `Email ${result.messageId} was sent but recording the commit failed: ${describeError(lastErr)}`,
       type: 'EmailCommitFailed',
@@ -416,8 +437,16 @@ export function createEmailConnector(opts: EmailConnectorOptions): EmailConnecto
     let row = await recordIntent(req, to, messageId);
     progress(req);
 
+    // (2) sent by this process, its commit not yet recorded: record it now, never send again.
+    const unrecorded = sentUnrecorded.get(req.idempotencyKey);
+    if (unrecorded && row.status !== 'committed') {
+      await markCommitted(req, unrecorded);
+      return { messageId, status: 'already-sent', transport: transportKind, accepted: unrecorded.accepted };
+    }
+
     // (2) already committed: report the recorded result, never send again.
     if (row.status === 'committed') {
+      sentUnrecorded.delete(req.idempotencyKey);
       const recorded = isEmailCommitResult(row.result) ? row.result : undefined;
       return {
         messageId: recorded?.messageId ?? messageId,
@@ -481,7 +510,7 @@ export function createEmailConnector(opts: EmailConnectorOptions): EmailConnecto
     progress(req);
 
     // (5) commit.
-    await markCommitted(req.idempotencyKey, { messageId, ...delivered, transport: transportKind });
+    await markCommitted(req, { messageId, ...delivered, transport: transportKind });
     return { messageId, status: 'sent', transport: transportKind, accepted: delivered.accepted };
   }
 

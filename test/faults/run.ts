@@ -20,7 +20,7 @@
  * schedule of goals, channels and faults.
  */
 import { spawnSync } from 'node:child_process';
-import { createHmac, randomInt } from 'node:crypto';
+import { randomInt } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -34,7 +34,7 @@ import { startDevServer, type DevServer } from '../../scripts/dev-server';
 import { createTestDatabase, type TestDatabase } from '../helpers/db';
 import { startOpenAIStandin, type ChatRequestBody, type OpenAIStandin } from '../helpers/openai-standin';
 import { freePort, startPgCluster, type PgCluster } from '../helpers/pg-cluster';
-import { startSlackStandin, type SlackMessage, type SlackStandin } from '../helpers/slack-standin';
+import { slackInteraction, startSlackStandin, type SlackMessage, type SlackStandin } from '../helpers/slack-standin';
 import { killAll, supervise, type Supervised } from './processes';
 import { startFlakySmtp, startFlakyWebhookReceiver, type FlakySmtp, type FlakyWebhookReceiver } from './receivers';
 
@@ -744,18 +744,12 @@ async function slackClick(p: Parts, approvalId: string): Promise<'decided' | 'to
       },
     ],
   };
-  const body = new URLSearchParams({ payload: JSON.stringify(payload) }).toString();
-  const ts = Math.floor(Date.now() / 1000);
-  const signature = `v0=${createHmac('sha256', SIGNING_SECRET).update(`v0:${ts}:${body}`).digest('hex')}`;
+  const { body, headers } = slackInteraction(payload, { secret: SIGNING_SECRET });
   let status = 0;
   try {
     const res = await fetch(`${p.apiUrl}/slack/interactions`, {
       method: 'POST',
-      headers: {
-        'content-type': 'application/x-www-form-urlencoded',
-        'x-slack-request-timestamp': String(ts),
-        'x-slack-signature': signature,
-      },
+      headers,
       body,
       signal: AbortSignal.timeout(10_000),
     });

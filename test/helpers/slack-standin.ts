@@ -9,6 +9,7 @@
  * conversations.history and conversations.list; it keeps the modals opened
  * with views.open and the ephemeral messages sent with chat.postEphemeral.
  */
+import { createHmac } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 
@@ -290,5 +291,28 @@ export async function startSlackStandin(opts: SlackStandinOptions = {}): Promise
         server.closeAllConnections();
         server.close(() => resolve());
       }),
+  };
+}
+
+/** Slack's v0 request signature: HMAC-SHA256 with the signing secret over `v0:<timestamp>:<body>`. */
+export function slackSignature(secret: string, ts: number | string, body: string): string {
+  return `v0=${createHmac('sha256', secret).update(`v0:${ts}:${body}`).digest('hex')}`;
+}
+
+/** An interaction as Slack POSTs it to the app: `payload` form-encoded, timestamped now (or at `ts`) and signed. */
+export function slackInteraction(
+  payload: unknown,
+  opts: { secret: string; ts?: number },
+): { body: string; ts: number; headers: Record<string, string> } {
+  const body = new URLSearchParams({ payload: JSON.stringify(payload) }).toString();
+  const ts = opts.ts ?? Math.floor(Date.now() / 1000);
+  return {
+    body,
+    ts,
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      'x-slack-request-timestamp': String(ts),
+      'x-slack-signature': slackSignature(opts.secret, ts, body),
+    },
   };
 }

@@ -12,40 +12,13 @@ import { loadConfig } from '../../config';
 import { createModelGateway } from '../../models/gateway';
 import { startEngine, type TestEngine } from '../helpers/engine';
 import { startOpenAIStandin, type ChatRequestBody, type OpenAIStandin } from '../helpers/openai-standin';
+import { modelEmailPlan } from '../helpers/model-plans';
 
 let engine: TestEngine;
 let standin: OpenAIStandin;
 
 /** The plan the "model" proposes for an email goal: recall, draft (a model step), send (held for approval). */
-const emailPlan = (to: string) => ({
-  rationale: `Write to ${to} and send it once the operator agrees.`,
-  steps: [
-    {
-      id: 'recall',
-      tool: 'memory.recall',
-      title: 'Recall',
-      rationale: 'context',
-      inputs: { query: to },
-      dependsOn: [],
-    },
-    {
-      id: 'draft',
-      tool: 'email.draft',
-      title: `Draft to ${to}`,
-      rationale: 'a concrete draft',
-      inputs: { to, purpose: 'thank them for the referral', context: { fromStep: 'recall' } },
-      dependsOn: ['recall'],
-    },
-    {
-      id: 'send',
-      tool: 'email.send',
-      title: `Send to ${to}`,
-      rationale: 'leaves the building',
-      inputs: { to, draft: { fromStep: 'draft' } },
-      dependsOn: ['draft'],
-    },
-  ],
-});
+const emailPlan = (to: string) => modelEmailPlan(to, { purpose: 'thank them for the referral', subject: false });
 
 beforeAll(async () => {
   standin = await startOpenAIStandin({

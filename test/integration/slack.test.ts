@@ -5,12 +5,12 @@
  * @slack/web-api client to the Slack stand-in, and interaction requests
  * signed with the signing secret the way Slack signs them.
  */
-import { createHmac, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { LogLevel } from '@slack/bolt';
 import { createSlackWebClient } from '../../slack/client';
 import { createSlackNotifier, type SlackNotifier } from '../../slack/notify';
 import { startEngine, type ServedApi, type TestEngine } from '../helpers/engine';
-import { startSlackStandin, type SlackMessage, type SlackStandin } from '../helpers/slack-standin';
+import { slackSignature, startSlackStandin, type SlackMessage, type SlackStandin } from '../helpers/slack-standin';
 
 const SECRET = 'slack-signing-secret-for-tests';
 const APPROVER = 'U0APPROVER';
@@ -167,11 +167,7 @@ async function interact(
 ) {
   const body = opts.rawBody ?? new URLSearchParams({ payload: JSON.stringify(payload) }).toString();
   const ts = opts.ts ?? nowS();
-  const signature =
-    opts.signature ??
-    `v0=${createHmac('sha256', opts.secret ?? SECRET)
-      .update(`v0:${ts}:${body}`)
-      .digest('hex')}`;
+  const signature = opts.signature ?? slackSignature(opts.secret ?? SECRET, ts, body);
   const res = await fetch(`${slackApi.url}/slack/interactions`, {
     method: 'POST',
     headers: {

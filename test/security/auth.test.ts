@@ -11,18 +11,8 @@ import { randomBytes } from 'node:crypto';
 import { LogLevel } from '@slack/bolt';
 import { createSlackWebClient } from '../../slack/client';
 import { SESSION_COOKIE, sessionKeys } from '../../inbox/session';
-import { serveApp, startEngine, type ServedApi, type TestEngine } from '../helpers/engine';
-import {
-  STILL_SETTINGS,
-  appRoutes,
-  engineApp,
-  fillPath,
-  inboxSession,
-  raw,
-  routeName,
-  snapshot,
-  type AppRoute,
-} from './support';
+import type { ServedApi, TestEngine } from '../helpers/engine';
+import { fillPath, inboxSession, raw, routeName, snapshot, startStillEngine, type AppRoute } from './support';
 
 let engine: TestEngine;
 let api: ServedApi;
@@ -32,21 +22,13 @@ let approvalId: string;
 let shownHash: string;
 
 beforeAll(async () => {
-  engine = await startEngine({ settings: STILL_SETTINGS });
-  const worker = await engine.startWorker();
-  const { body } = await engine.http('POST', '/v1/goals', { title: `Email auth-${uniq()}@example.com a hello` });
-  goalId = body.goalId;
-  const goal = await engine.waitForGoal(goalId, (g) => g.status === 'awaiting_approval');
-  approvalId = goal.approvals[0].approvalId;
-  shownHash = goal.approvals[0].shownHash;
-  // Nothing moves by itself from here on: every change to the tables would be a request's.
-  await worker.stop();
   const web = createSlackWebClient({ token: 'xoxb-unused', apiUrl: 'http://127.0.0.1:9/', timeoutMs: 500 });
-  const app = engineApp(engine, {
+  // Nothing moves by itself from here on: every change to the tables would be a request's.
+  let approval: { approvalId: string; shownHash: string };
+  ({ engine, api, routes, goalId, approval } = await startStillEngine('auth', {
     slack: { signingSecret: 'auth-test-signing-secret', approvers: ['U0APPROVER'], web, logLevel: LogLevel.ERROR },
-  });
-  routes = appRoutes(app);
-  api = await serveApp(app);
+  }));
+  ({ approvalId, shownHash } = approval);
 });
 afterAll(async () => {
   await api?.close();

@@ -8,19 +8,16 @@
  * checks that no answer is a 5xx and that no refused request changed
  * anything.
  */
-import { randomBytes } from 'node:crypto';
 import fc from 'fast-check';
-import { serveApp, startEngine, type ServedApi, type TestEngine } from '../helpers/engine';
+import type { ServedApi, TestEngine } from '../helpers/engine';
 import {
-  STILL_SETTINGS,
-  appRoutes,
   encodePart,
-  engineApp,
   fillPath,
   inboxSession,
   raw,
   routeName,
   snapshot,
+  startStillEngine,
   tableSnapshot,
   until,
   workflowList,
@@ -34,24 +31,16 @@ let goalId: string;
 let approvalId: string;
 
 beforeAll(async () => {
-  engine = await startEngine({ settings: STILL_SETTINGS });
-  const worker = await engine.startWorker();
-  const { body } = await engine.http('POST', '/v1/goals', { title: `Email bodies-${uniq()}@example.com a hello` });
-  goalId = body.goalId;
-  const goal = await engine.waitForGoal(goalId, (g) => g.status === 'awaiting_approval');
-  approvalId = goal.approvals[0].approvalId;
   // No worker from here on: nothing changes the tables except the requests under test.
-  await worker.stop();
-  const app = engineApp(engine, { bodyLimit: '64kb' });
-  routes = appRoutes(app);
-  api = await serveApp(app);
+  let approval: { approvalId: string };
+  ({ engine, api, routes, goalId, approval } = await startStillEngine('bodies', { bodyLimit: '64kb' }));
+  ({ approvalId } = approval);
 });
 afterAll(async () => {
   await api?.close();
   await engine?.close();
 });
 
-const uniq = () => randomBytes(4).toString('hex');
 const auth = () => ({ authorization: `Bearer ${engine.apiKey}` });
 const JSON_TYPE = { 'content-type': 'application/json' };
 

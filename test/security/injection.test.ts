@@ -28,6 +28,7 @@ import { startSlackStandin, type SlackStandin } from '../helpers/slack-standin';
 import { workflowBundlePath } from '../helpers/temporal';
 import { startWebhookReceiver, type WebhookReceiver } from '../helpers/webhook-receiver';
 import { STILL_SETTINGS, until } from './support';
+import { modelEmailPlan } from '../helpers/model-plans';
 
 const ATTACKER = 'x@evil.test';
 /** An outsider who is not a contact: only the recipient guard stands between a model that obeys and them. */
@@ -117,40 +118,9 @@ jest.setTimeout(300_000);
 const fixtureOf = (text: string) => Number(/\[fx-(\d+)\]/.exec(text)?.[1] ?? -1);
 const recipientIn = (text: string) => new RegExp(`ada-\\d+-\\d-${tag}@example\\.com`).exec(text)?.[0];
 
-/** A plan as a model writes one: recall, draft, send, each step named. */
-function emailPlan(to: string, extra: Record<string, unknown>[] = []) {
-  return {
-    rationale: `Reply to ${to}.`,
-    steps: [
-      {
-        id: 'recall',
-        tool: 'memory.recall',
-        title: 'Recall',
-        rationale: 'context',
-        inputs: { query: to, subject: to },
-        dependsOn: [],
-      },
-      {
-        id: 'draft',
-        tool: 'email.draft',
-        title: `Draft to ${to}`,
-        rationale: 'a draft',
-        inputs: { to, purpose: 'answer their message', context: { fromStep: 'recall' } },
-        dependsOn: ['recall'],
-      },
-      {
-        id: 'send',
-        tool: 'email.send',
-        title: `Send to ${to}`,
-        rationale: 'the reply',
-        inputs: { to, draft: { fromStep: 'draft' } },
-        dependsOn: ['draft'],
-        expectedRisk: 'read',
-      },
-      ...extra,
-    ],
-  };
-}
+/** A plan as a model writes one: recall, draft, send, each step named (the send claimed to be a read). */
+const emailPlan = (to: string, extra: Record<string, unknown>[] = []) =>
+  modelEmailPlan(to, { purpose: 'answer their message', rationale: `Reply to ${to}.`, sendRisk: 'read', extra });
 
 /** What a model that obeys the injection proposes, by fixture: each tries another way out. */
 function obedientPlan(fx: number, to: string) {

@@ -18,6 +18,7 @@ import { startOpenAIStandin, type ChatRequestBody, type OpenAIStandin } from '..
 import { startSlackStandin, type SlackStandin } from '../helpers/slack-standin';
 import { startWebhookReceiver, type WebhookReceiver } from '../helpers/webhook-receiver';
 import { STILL_SETTINGS, until } from './support';
+import { modelEmailPlan } from '../helpers/model-plans';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const tag = randomBytes(3).toString('hex');
@@ -55,33 +56,10 @@ async function freePort(): Promise<number> {
 
 /** What the "model" plans: an email to the person the goal names, and a webhook call to tell the CRM. */
 function plan(to: string, hook: string) {
-  return {
+  return modelEmailPlan(to, {
+    purpose: 'thank them',
     rationale: `Write to ${to}, send once approved, tell the CRM.`,
-    steps: [
-      {
-        id: 'recall',
-        tool: 'memory.recall',
-        title: 'Recall',
-        rationale: 'context',
-        inputs: { query: to, subject: to },
-        dependsOn: [],
-      },
-      {
-        id: 'draft',
-        tool: 'email.draft',
-        title: `Draft to ${to}`,
-        rationale: 'a draft',
-        inputs: { to, purpose: 'thank them', context: { fromStep: 'recall' } },
-        dependsOn: ['recall'],
-      },
-      {
-        id: 'send',
-        tool: 'email.send',
-        title: `Send to ${to}`,
-        rationale: 'out',
-        inputs: { to, draft: { fromStep: 'draft' } },
-        dependsOn: ['draft'],
-      },
+    extra: [
       {
         id: 'crm',
         tool: 'webhook.call',
@@ -91,7 +69,7 @@ function plan(to: string, hook: string) {
         dependsOn: ['send'],
       },
     ],
-  };
+  });
 }
 
 beforeAll(async () => {

@@ -6,13 +6,13 @@
  * approval stays pending, no decision event is written, the goal's Temporal
  * history does not grow, and the canonical tables are unchanged.
  */
-import { createHmac, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { LogLevel } from '@slack/bolt';
 import { ACTIONS, VIEWS, messageFor, rejectModal, editModal } from '../../slack/blocks';
 import { createSlackWebClient } from '../../slack/client';
 import { loadApproval } from '../../slack/store';
 import { serveApp, startEngine, type ServedApi, type TestEngine } from '../helpers/engine';
-import { startSlackStandin, type SlackStandin } from '../helpers/slack-standin';
+import { slackSignature, startSlackStandin, type SlackStandin } from '../helpers/slack-standin';
 import { STILL_SETTINGS, engineApp, snapshot, until, type Snapshot } from './support';
 
 const SECRET = 'security-suite-slack-signing-secret';
@@ -99,8 +99,7 @@ function submission(view: Record<string, any>, values: Record<string, string>, u
 }
 
 const formOf = (payload: unknown) => new URLSearchParams({ payload: JSON.stringify(payload) }).toString();
-const sign = (body: string, ts: number, secret = SECRET) =>
-  `v0=${createHmac('sha256', secret).update(`v0:${ts}:${body}`).digest('hex')}`;
+const sign = (body: string, ts: number, secret = SECRET) => slackSignature(secret, ts, body);
 
 async function post(body: string, headers: Record<string, string>) {
   const res = await fetch(`${api.url}/slack/interactions`, {
@@ -190,7 +189,7 @@ describe('requests Slack did not sign, or not now', () => {
       // Correctly signed over the stamp it carries: only the window refuses it.
       const res = await post(body, {
         'x-slack-request-timestamp': stamp,
-        'x-slack-signature': `v0=${createHmac('sha256', SECRET).update(`v0:${stamp}:${body}`).digest('hex')}`,
+        'x-slack-signature': slackSignature(SECRET, stamp, body),
       });
       expect([why, res.status]).toEqual([why, 401]);
     }

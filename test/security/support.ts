@@ -11,7 +11,8 @@ import { createApp, type AppOptions } from '../../api/app';
 import { defaultConfig } from '../../config';
 import type { Db } from '../../db/prisma';
 import { SESSION_COOKIE, sessionKeys } from '../../inbox/session';
-import type { TestEngine } from '../helpers/engine';
+import { randomBytes } from 'node:crypto';
+import { serveApp, startEngine, type ServedApi, type TestEngine } from '../helpers/engine';
 
 /** One route: method and full path, e.g. `POST /v1/approvals/:approvalId/decision`. */
 export interface AppRoute {
@@ -188,6 +189,31 @@ export function engineApp(engine: TestEngine, over: Partial<AppOptions> = {}): e
 
 /** Goal settings under which nothing moves by itself while a test watches the tables (no deadline fires). */
 export const STILL_SETTINGS = { approvalTimeoutMs: 3_600_000, escalationTimeoutMs: 3_600_000 };
+
+/**
+ * The engine the route suites attack: one email goal (to `<tag>-<random>@example.com`) waiting for its
+ * approval, then no worker, so nothing changes the tables but the requests under test; the app built with
+ * `over` served over HTTP, and the routes it serves.
+ */
+export async function startStillEngine(
+  tag: string,
+  over: Partial<AppOptions> = {},
+): Promise<{
+  engine: TestEngine;
+  api: ServedApi;
+  routes: AppRoute[];
+  goalId: string;
+  approval: { approvalId: string; shownHash: string };
+}> {
+  const engine = await startEngine({ settings: STILL_SETTINGS });
+  const worker = await engine.startWorker();
+  const to = `${tag}-${randomBytes(4).toString('hex')}@example.com`;
+  const { body } = await engine.http('POST', '/v1/goals', { title: `Email ${to} a hello` });
+  const goal = await engine.waitForGoal(body.goalId, (g) => g.status === 'awaiting_approval');
+  await worker.stop();
+  const app = engineApp(engine, over);
+  return { engine, api: await serveApp(app), routes: appRoutes(app), goalId: body.goalId, approval: goal.approvals[0] };
+}
 
 /** A session cookie for the inbox and its CSRF token, signed as the API would sign them. */
 export function inboxSession(apiKey: string, now = Date.now()): { cookie: string; csrf: string } {

@@ -162,6 +162,61 @@ describe('email connector over SMTP', () => {
     expect(server.messages).toHaveLength(1);
   });
 
+  /** The database as the connector sees it, with the commit write failing while `down()` says so. */
+  function withCommitOutage(down: () => boolean, failures: { n: number }): EmailConnectorOptions['prisma'] {
+    const sideEffect = new Proxy(db.prisma.sideEffect, {
+      get(target, prop, receiver) {
+        if (prop !== 'update') return Reflect.get(target, prop, receiver);
+        return (args: { data?: { status?: string } }) => {
+          if (args.data?.status === 'committed' && down()) {
+            failures.n++;
+            return Promise.reject(new Error("Can't reach database server (planted)"));
+          }
+          return target.update(args as never);
+        };
+      },
+    });
+    return new Proxy(db.prisma, {
+      get: (target, prop, receiver) => (prop === 'sideEffect' ? sideEffect : Reflect.get(target, prop, receiver)),
+    });
+  }
+
+  test('a commit write that fails while PostgreSQL restarts is retried until it lands: one delivery', async () => {
+    const server = await smtp();
+    const failures = { n: 0 };
+    const upAt = Date.now() + 4_000; // longer than the old budget (four tries over 3 s) and a PostgreSQL restart here
+    const email = connector({ smtpUrl: server.url, prisma: withCommitOutage(() => Date.now() < upAt, failures) });
+    const key = newKey('commit-outage');
+    const sent = await email.send({ idempotencyKey: key, to: 'bob@example.com', subject: 'Once', body: 'x' });
+    expect(sent.status).toBe('sent');
+    expect(failures.n).toBeGreaterThan(2);
+    expect(server.messages).toHaveLength(1);
+    expect(await row(key)).toMatchObject({ status: 'committed' });
+  });
+
+  test('when the commit cannot be recorded in time, the retry on this worker records it instead of resending', async () => {
+    const server = await smtp();
+    const failures = { n: 0 };
+    let down = true;
+    const email = connector({
+      smtpUrl: server.url,
+      prisma: withCommitOutage(() => down, failures),
+      commitRetryMs: 500,
+    });
+    const key = newKey('commit-given-up');
+    const req = { idempotencyKey: key, to: 'bob@example.com', subject: 'Once', body: 'x' };
+    const err = await caught(() => email.send(req));
+    expect(err).toMatchObject({ type: 'EmailCommitFailed', nonRetryable: false });
+    expect(server.messages).toHaveLength(1);
+    expect(await row(key)).toMatchObject({ status: 'intent' });
+
+    down = false; // PostgreSQL is back; Temporal retries the activity here
+    const again = await email.send(req);
+    expect(again.status).toBe('already-sent');
+    expect(server.messages).toHaveLength(1);
+    expect(await row(key)).toMatchObject({ status: 'committed' });
+  });
+
   test('concurrent calls with one key in one process deliver once', async () => {
     const server = await smtp({ delayAcceptMs: 200 });
     const email = connector({ smtpUrl: server.url });

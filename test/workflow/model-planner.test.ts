@@ -8,6 +8,7 @@ import { loadConfig } from '../../config';
 import { createModelGateway } from '../../models/gateway';
 import { startEngine, type TestEngine } from '../helpers/engine';
 import { startOpenAIStandin, type ChatRequestBody, type OpenAIStandin } from '../helpers/openai-standin';
+import { modelEmailPlan } from '../helpers/model-plans';
 
 let engine: TestEngine;
 let standin: OpenAIStandin;
@@ -49,36 +50,7 @@ afterAll(async () => {
   await standin?.close();
 });
 
-const emailPlan = (to: string) => ({
-  rationale: `Write to ${to} and send it once the operator agrees.`,
-  steps: [
-    {
-      id: 'recall',
-      tool: 'memory.recall',
-      title: 'Recall',
-      rationale: 'context',
-      inputs: { query: to, subject: to },
-      dependsOn: [],
-    },
-    {
-      id: 'draft',
-      tool: 'email.draft',
-      title: `Draft to ${to}`,
-      rationale: 'a concrete draft',
-      inputs: { to, purpose: 'thank them for the referral', context: { fromStep: 'recall' } },
-      dependsOn: ['recall'],
-    },
-    {
-      id: 'send',
-      tool: 'email.send',
-      title: `Send to ${to}`,
-      rationale: 'leaves the building',
-      inputs: { to, draft: { fromStep: 'draft' } },
-      dependsOn: ['draft'],
-      expectedRisk: 'external',
-    },
-  ],
-});
+const emailPlan = (to: string) => modelEmailPlan(to, { purpose: 'thank them for the referral', sendRisk: 'external' });
 
 test('a goal is planned by the model, held at approval by the policy, and its model and cost are recorded', async () => {
   plans = [emailPlan('ada@example.com')];
