@@ -5,11 +5,14 @@
  *
  * With a reusable V8 context (the SDK's default) the sandbox evaluates the
  * bundle's modules again for every workflow it starts, so that no module
- * state leaks from one workflow into another. Modules that hold no state of a
- * workflow can instead be evaluated once per worker and shared (the SDK's
- * `preloadModules`, which deep-freezes what it shares). Keel preloads zod and
- * the tool specs: they are the largest part of what a goal would otherwise
- * evaluate again (bench/load.ts).
+ * state leaks from one workflow into another. A module can instead be
+ * evaluated once per worker thread and shared (the SDK's `preloadModules`,
+ * which deep-freezes what it exports). Keel preloads one: shared/once.ts, the
+ * store through which the tool specs, their zod schemas and the default
+ * policy are made once and handed to every later workflow (they were the
+ * largest part of what a goal evaluated again: bench/load.ts --profile,
+ * bench/sandbox.ts). zod and the specs themselves cannot be preloaded: zod
+ * writes to its schemas and patterns as it parses, and a frozen one throws.
  */
 import { bundleWorkflowCode } from '@temporalio/worker';
 
@@ -17,8 +20,8 @@ import { bundleWorkflowCode } from '@temporalio/worker';
 export const WORKFLOWS_PATH = require.resolve('../workflows');
 
 /**
- * Modules evaluated once per worker and shared by every workflow: pure ones
- * only (no state of a workflow at module scope, nothing a workflow mutates).
+ * Modules evaluated once per worker thread and shared by every workflow: pure
+ * ones only (no state of a workflow at module scope, nothing a workflow changes).
  */
 export const PRELOAD_MODULES: readonly string[] = [require.resolve('../shared/once')];
 
