@@ -178,8 +178,18 @@ test('control: without the limit, the same burst on one model worker reaches the
   const CONTROL_QUEUE = 'keel-test-models-unlimited';
   const api = await engine.serveApi({ goalSettings: { ...engine.settings, modelTaskQueue: CONTROL_QUEUE } });
   const unlimited = await engine.spawnWorker({ ...modelWorkerEnv(CONTROL_QUEUE), KEEL_WORKER_ROLE: 'all' });
-  expect(unlimited.output()).toContain(`polling task queue "${CONTROL_QUEUE}" (model calls, no rate limit)`);
-  expect(unlimited.output()).toContain(`polling task queue "${engine.taskQueue}" (goals)`);
+  // The process prints one line per worker as each starts polling; spawnWorker returns at the first.
+  const printed = async (line: string) => {
+    for (const end = Date.now() + 15_000; !unlimited.output().includes(line) && Date.now() < end;)
+      await new Promise((r) => setTimeout(r, 100));
+    return unlimited.output();
+  };
+  expect(await printed(`polling task queue "${CONTROL_QUEUE}" (model calls, no rate limit)`)).toContain(
+    `polling task queue "${CONTROL_QUEUE}" (model calls, no rate limit)`,
+  );
+  expect(await printed(`polling task queue "${engine.taskQueue}" (goals)`)).toContain(
+    `polling task queue "${engine.taskQueue}" (goals)`,
+  );
   await runGoals(2, api.url);
   const burstFrom = standin.chatRequests().length;
   const goalIds = await runGoals(GOALS, api.url);
