@@ -118,7 +118,6 @@ function timeSpent(events: HistoryEvent[], startWall: number, endWall: number): 
     result: events.length ? endWall - at(events[events.length - 1]) : 0,
   };
   const byId = new Map(events.map((e) => [Number(e.eventId), e]));
-  let busy = 0;
   for (const e of events) {
     const wftStarted = e.workflowTaskStartedEventAttributes;
     const wftCompleted = e.workflowTaskCompletedEventAttributes;
@@ -134,7 +133,7 @@ function timeSpent(events: HistoryEvent[], startWall: number, endWall: number): 
     if (actStarted) out.activityQueued += at(e) - at(byId.get(Number(actStarted.scheduledEventId))!);
     if (actCompleted) out.activityRunning += at(e) - at(byId.get(Number(actCompleted.startedEventId))!);
   }
-  busy = out.workflowTaskQueued + out.workflowTaskRunning + out.activityQueued + out.activityRunning;
+  const busy = out.workflowTaskQueued + out.workflowTaskRunning + out.activityQueued + out.activityRunning;
   const span = events.length ? at(events[events.length - 1]) - at(events[0]) : 0;
   out.waiting = Math.max(0, span - busy);
   return out;
