@@ -47,7 +47,7 @@ function deepFreeze<T>(value: T): T {
   return value;
 }
 
-/** How many values this store has made, and how often it handed out one made before (tests). */
-export function onceStats(): { made: number; reused: number } {
-  return { ...stats };
+/** How many values this store has made (and their keys), and how often it handed out one made before (tests). */
+export function onceStats(): { made: number; reused: number; keys: string[] } {
+  return { ...stats, keys: [...made.keys()].sort() };
 }

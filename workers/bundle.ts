@@ -13,6 +13,9 @@
  * largest part of what a goal evaluated again: bench/load.ts --profile,
  * bench/sandbox.ts). zod and the specs themselves cannot be preloaded: zod
  * writes to its schemas and patterns as it parses, and a frozen one throws.
+ * zod is instead loaded through that store too: the bundle's `zod` is
+ * shared/lazy-zod.ts, so the library is evaluated by the first workflow on a
+ * thread, not by every one.
  */
 import { bundleWorkflowCode } from '@temporalio/worker';
 
@@ -25,12 +28,24 @@ export const WORKFLOWS_PATH = require.resolve('../workflows');
  */
 export const PRELOAD_MODULES: readonly string[] = [require.resolve('../shared/once')];
 
+/** What the bundle's `import { z } from 'zod'` loads: zod through the shared store (shared/lazy-zod.ts). */
+export const LAZY_ZOD = require.resolve('../shared/lazy-zod');
+
+type BundleOptions = Parameters<typeof bundleWorkflowCode>[0];
+type WebpackConfigHook = NonNullable<BundleOptions['webpackConfigHook']>;
+
+/** Points the bundle's `zod` (the bare specifier only: lazy-zod itself loads `zod/v4`) at LAZY_ZOD. */
+const lazyZod: WebpackConfigHook = (config) => ({
+  ...config,
+  resolve: { ...config.resolve, alias: { ...(config.resolve?.alias as object), zod$: LAZY_ZOD } },
+});
+
 /** The options the SDK bundles Keel's workflow code with, when a worker bundles at start. */
-export function keelBundlerOptions(): { preloadModules: string[] } {
-  return { preloadModules: [...PRELOAD_MODULES] };
+export function keelBundlerOptions(): { preloadModules: string[]; webpackConfigHook: WebpackConfigHook } {
+  return { preloadModules: [...PRELOAD_MODULES], webpackConfigHook: lazyZod };
 }
 
-type Logger = Parameters<typeof bundleWorkflowCode>[0]['logger'];
+type Logger = BundleOptions['logger'];
 
 /**
  * Bundles Keel's workflows (or `workflowsPath`, an entry that imports them) as
