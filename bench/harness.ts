@@ -13,7 +13,8 @@ import { DefaultLogger, bundleWorkflowCode } from '@temporalio/worker';
 import { bundleKeelWorkflows } from '../workers/bundle';
 import { startEngine, type TestEngine } from '../test/helpers/engine';
 import type { GoalResult } from '../workflows/types';
-import { bareApprovalWorkflow, bareGoalWorkflow } from './workflows';
+import { createGoal } from '../state/intake';
+import { bareApprovalWorkflow, bareGoalWorkflow, bareRecordedNoteWorkflow } from './workflows';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { resolveTemporalCli } = require('../scripts/temporal-cli.js') as {
@@ -160,6 +161,25 @@ export async function startBareGoal(client: Client, taskQueue: string, shape: Go
     });
   }
   return id;
+}
+
+/**
+ * Stores a note goal as the API does (state/intake.ts) and starts the bare baseline that calls every activity a
+ * Keel note goal calls (bareRecordedNoteWorkflow) on `taskQueue`: its workflow id.
+ */
+export async function startBareRecordedNote(engine: TestEngine, taskQueue: string, i: number): Promise<string> {
+  const n = noteGoal(i);
+  const { goal } = await createGoal(
+    engine.db.prisma,
+    { title: n.title, kind: 'note', input: { text: n.text } },
+    'bench',
+  );
+  await engine.temporal.client.workflow.start(bareRecordedNoteWorkflow, {
+    workflowId: goal.workflowId,
+    taskQueue,
+    args: [{ goalId: goal.id, title: n.title, text: n.text }],
+  });
+  return goal.workflowId;
 }
 
 /** Waits for a bare baseline's workflow to end. */

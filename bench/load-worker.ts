@@ -54,7 +54,18 @@ async function run() {
     workflowBundle: { codePath: required('BENCH_BARE_BUNDLE') },
     activities,
   });
-  const workers = [worker, bare];
+  // The baseline that calls every activity Keel's note goals call: the bare bundle on a queue of its own, so the
+  // SDK core's metrics (per task queue) keep the two baselines apart.
+  const records = process.env.BENCH_RECORDS_TASK_QUEUE
+    ? await Worker.create({
+        connection,
+        namespace: config.temporal.namespace,
+        taskQueue: process.env.BENCH_RECORDS_TASK_QUEUE,
+        workflowBundle: { codePath: required('BENCH_BARE_BUNDLE') },
+        activities,
+      })
+    : undefined;
+  const workers = records ? [worker, bare, records] : [worker, bare];
   const status = (): WorkerStatus => {
     const cpu = process.cpuUsage();
     const mem = process.memoryUsage();

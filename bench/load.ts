@@ -27,6 +27,13 @@
  * person, the result reaching the driver), and the SDK core's own metrics of
  * the worker (workflow task processing, local activities, activities).
  *
+ * A third side (unless `--no-records`), notes only: bare code that calls
+ * every activity a Keel note goal calls, the same way (the planner, the
+ * plan's record, the three steps, the end's record, the episodic memory),
+ * on a goal stored as the API stores it. What separates it from Keel's notes
+ * is Keel's workflow code; what separates it from the bare notes is the
+ * records Keel keeps.
+ *
  * Prints one `name: value` line per figure, ending with `ratio p50 keel/bare`
  * (all goals of the mix) and `approval round trip p95`: from the decision's
  * 2xx to the next state (approval approved, goal running, the held step
@@ -53,6 +60,7 @@ import {
   latencies,
   ms,
   startBareGoal,
+  startBareRecordedNote,
   startBenchEngine,
   startKeelGoal,
   type GoalShape,
@@ -62,11 +70,18 @@ import type { WorkerCommand, WorkerStatus } from './load-worker';
 import { countStatements } from './sql-count';
 import { bareDecideUpdate, bareStateQuery } from './workflows/bare';
 
-type Side = 'keel' | 'bare';
+/**
+ * bare: the steps' activities alone; records: a note calling every activity a Keel note calls (planner, plan
+ * record, steps, end record, episodic memory: bench/workflows/bare.ts), so what it leaves to Keel is its
+ * workflow code.
+ */
+type Side = 'keel' | 'bare' | 'records';
 type HistoryEvent = temporal.api.history.v1.IHistoryEvent;
 /** The bare baselines' task queue: a worker of their own bundle, beside Keel's in the same process. */
 const bareQueue = (engine: TestEngine) => `${engine.taskQueue}-bare`;
-const SIDES: Side[] = ['bare', 'keel'];
+const recordsQueue = (engine: TestEngine) => `${engine.taskQueue}-records`;
+const sideQueue = (engine: TestEngine, side: Side) =>
+  side === 'keel' ? engine.taskQueue : side === 'bare' ? bareQueue(engine) : recordsQueue(engine);
 
 const sleep = (msecs: number) => new Promise<void>((r) => setTimeout(r, Math.max(0, msecs)));
 const now = () => performance.now();
@@ -222,6 +237,7 @@ async function forkWorker(
       KEEL_WORKFLOW_BUNDLE: bundles.keel,
       BENCH_BARE_BUNDLE: bundles.bare,
       BENCH_BARE_TASK_QUEUE: bareQueue(engine),
+      BENCH_RECORDS_TASK_QUEUE: recordsQueue(engine),
       BENCH_CORE_METRICS_PORT: String(metricsPort),
       KEEL_OPERATOR_NAME: 'Bench Operator',
       KEEL_OUTBOX_DIR: path.join(ROOT, '.keel', 'bench', 'outbox'),
@@ -292,8 +308,11 @@ async function run() {
       seed: { type: 'string', default: '1' },
       'poll-ms': { type: 'string', default: '20' },
       profile: { type: 'boolean', default: false },
+      /** Leave out the baseline that calls every activity Keel's note goals call (bench/workflows/bare.ts). */
+      'no-records': { type: 'boolean', default: false },
     },
   });
+  const SIDES: Side[] = values['no-records'] ? ['bare', 'keel'] : ['bare', 'records', 'keel'];
   const seconds = Number(values.seconds);
   const rate = Number(values.rate);
   const approvalShare = Number(values.approvals);
@@ -408,15 +427,19 @@ async function run() {
       }
     }
 
-    async function runGoal(side: Side, shape: GoalShape, into: GoalRecord[]): Promise<void> {
+    async function runGoal(side: Side, drawn: GoalShape, into: GoalRecord[]): Promise<void> {
       const i = seq++;
+      // The records baseline is a note only: it stands beside Keel's notes.
+      const shape = side === 'records' ? 'note' : drawn;
       const rec: GoalRecord = { side, shape, start: now(), startWall: Date.now() };
       into.push(rec);
       try {
         rec.workflowId =
           side === 'keel'
             ? await startKeelGoal(engine, shape, i)
-            : await startBareGoal(client, bareQueue(engine), shape, i);
+            : side === 'records'
+              ? await startBareRecordedNote(engine, recordsQueue(engine), i)
+              : await startBareGoal(client, bareQueue(engine), shape, i);
         const done = side === 'keel' ? keelGoalDone(client, rec.workflowId) : bareGoalDone(client, rec.workflowId);
         done.catch(() => undefined); // awaited below, after the decision
         if (shape === 'email') await decide(side, rec.workflowId, rec);
@@ -478,7 +501,9 @@ async function run() {
     const coreAfter = await w.coreMetrics();
 
     // --- figures, per side over its phases -----------------------------------
-    const figures: Record<Side, { all: Latencies; roundTrip: Latencies; sentToVisible: Latencies }> = {} as never;
+    const figures: Partial<
+      Record<Side, { all: Latencies; notes: Latencies; roundTrip: Latencies; sentToVisible: Latencies }>
+    > = {};
     const lines: string[] = [];
     const out = (name: string, value: string) => lines.push(`${name}: ${value}`);
     let stuckTotal = 0;
@@ -502,7 +527,7 @@ async function run() {
       const post = latencies(decided.map((g) => g.decision!.answered - g.decision!.sent));
       const visible = latencies(decided.map((g) => g.decision!.visible - g.decision!.answered));
       const roundTrip = latencies(decided.map((g) => g.decision!.visible - g.decision!.sent));
-      figures[side] = { all, roundTrip: visible, sentToVisible: roundTrip };
+      figures[side] = { all, notes, roundTrip: visible, sentToVisible: roundTrip };
       const allSamples = mine.flatMap((p) => p.samples);
       const cpuShare = (pick: (s: Sample) => number) => `${((span(pick) / sampledMs) * 100).toFixed(0)}%`;
       const perGoal = (pick: (s: Sample) => number) => (span(pick) / Math.max(1, done.length)).toFixed(1);
@@ -544,7 +569,7 @@ async function run() {
       );
       // The SDK core's view of the same goals (its task queue is the side's own): per goal, the workflow
       // tasks' processing (local activities inside it), the local activities, the activities.
-      const queue = side === 'keel' ? engine.taskQueue : bareQueue(engine);
+      const queue = sideQueue(engine, side);
       const core = (name: string) => {
         const a = coreAfter.get(`${name} ${queue}`) ?? { sum: 0, count: 0 };
         const b = coreBefore.get(`${name} ${queue}`) ?? { sum: 0, count: 0 };
@@ -609,6 +634,7 @@ async function run() {
     // --- memory per cached goal: `park` emails per side left waiting at once ----------------------
     for (const side of SIDES) {
       if (park === 0) break;
+      if (side === 'records') continue; // notes only: nothing waits
       const before = await w.afterGc();
       const ids: string[] = [];
       for (let i = 0; i < park; i++) {
@@ -679,9 +705,17 @@ async function run() {
     for (const l of lines) console.log(l);
     console.log(`stuck goals: ${stuckTotal}`);
     console.log(`failed goals: ${failedTotal}`);
-    console.log(`ratio p50 keel/bare: ${(figures.keel.all.p50 / figures.bare.all.p50).toFixed(2)}`);
-    console.log(`decision sent to next state visible p95: ${ms(figures.keel.sentToVisible.p95)}`);
-    console.log(`approval round trip p95: ${ms(figures.keel.roundTrip.p95)}`);
+    const keel = figures.keel!;
+    const bare = figures.bare!;
+    console.log(`ratio p50 keel/bare, notes: ${(keel.notes.p50 / bare.notes.p50).toFixed(2)}`);
+    if (figures.records) {
+      console.log(
+        `ratio p50 keel/bare calling every activity Keel calls, notes: ${(keel.notes.p50 / figures.records.notes.p50).toFixed(2)}`,
+      );
+    }
+    console.log(`ratio p50 keel/bare: ${(keel.all.p50 / bare.all.p50).toFixed(2)}`);
+    console.log(`decision sent to next state visible p95: ${ms(keel.sentToVisible.p95)}`);
+    console.log(`approval round trip p95: ${ms(keel.roundTrip.p95)}`);
     failed = stuckTotal > 0 || failedTotal > 0;
   } finally {
     await worker?.stop();

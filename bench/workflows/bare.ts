@@ -3,7 +3,10 @@
  * with the same inputs, in a fixed order, with no planning, validation,
  * approval records or bookkeeping. `bareGoalWorkflow` is a note (no
  * approval); `bareApprovalWorkflow` is an email that waits for a bare
- * `decide` update before its send.
+ * `decide` update before its send. `bareRecordedNoteWorkflow` is a note that
+ * also calls every other activity a Keel note goal calls, the same way (the
+ * planner, the plan's record, the end's record and the episodic memory, as
+ * local activities): what is left between it and Keel is Keel's workflow code.
  *
  * Bare Temporal code: it imports nothing of Keel's but the activities' types,
  * so a bundle of this file alone (bench:load's baseline) carries no Keel
@@ -16,6 +19,7 @@ import {
   defineQuery,
   defineUpdate,
   proxyActivities,
+  proxyLocalActivities,
   setHandler,
   workflowInfo,
   type ActivityOptions,
@@ -55,9 +59,17 @@ const activities = () => ({
   model: proxyActivities<KeelActivities>(modelOptions),
   db: proxyActivities<KeelActivities>(dbOptions),
   connector: proxyActivities<KeelActivities>(connectorOptions),
+  /** workflows/options.ts's bookkeepingPreset and localPlannerPreset. */
+  book: proxyLocalActivities<KeelActivities>({ startToCloseTimeout: '30s', retry: retry('200ms', '10s', 10) }),
+  planner: proxyLocalActivities<KeelActivities>({ startToCloseTimeout: '2 minutes', retry: retry('1s', '30s', 10) }),
 });
 
 export async function bareGoalWorkflow(input: { goalId: string; query: string; text?: string }): Promise<string> {
+  return (await noteSteps(input)).ref;
+}
+
+/** A note's three steps (recall, summarize, record), as an offline plan has them. */
+async function noteSteps(input: { goalId: string; query: string; text?: string }) {
   const { model, db } = activities();
   const base = { goalId: input.goalId, workflowId: workflowInfo().workflowId, planVersion: 1 };
   const recall = await db.recallContext({
@@ -78,7 +90,55 @@ export async function bareGoalWorkflow(input: { goalId: string; query: string; t
     tool: 'outcome.record',
     inputs: { summary: summary.output },
   });
-  return String(outcome.output.ref);
+  const costs = [recall, summary, outcome];
+  return {
+    ref: String(outcome.output.ref),
+    output: outcome.output,
+    cost: {
+      usd: costs.reduce((n, r) => n + r.costUsd, 0),
+      inputTokens: costs.reduce((n, r) => n + r.inputTokens, 0),
+      outputTokens: costs.reduce((n, r) => n + r.outputTokens, 0),
+    },
+  };
+}
+
+/**
+ * A stored note goal (the driver stores it as the API does) run by bare code that calls every activity a Keel
+ * note goal calls: the planner, the plan's record, the three steps, the end's record and the episodic memory.
+ */
+export async function bareRecordedNoteWorkflow(input: {
+  goalId: string;
+  title: string;
+  text: string;
+}): Promise<string> {
+  const { book, planner } = activities();
+  const plan = await planner.planGoal({
+    goalId: input.goalId,
+    title: input.title,
+    kind: 'note',
+    input: { text: input.text },
+    planVersion: 1,
+    feedback: [],
+  });
+  await book.startPlan({
+    goalId: input.goalId,
+    planVersion: 1,
+    plan,
+    steps: plan.steps.map((s) => ({ ...s, requiresApproval: false })),
+    planChurn: 0,
+  });
+  const done = await noteSteps({ goalId: input.goalId, query: input.title, text: input.text });
+  await book.transitionGoal({
+    goalId: input.goalId,
+    status: 'completed',
+    event: { type: 'goal.completed' },
+    cost: done.cost,
+    planChurn: 0,
+    outcome: done.output,
+    finished: true,
+  });
+  await book.rememberGoal({ goalId: input.goalId });
+  return done.ref;
 }
 
 export async function bareApprovalWorkflow(input: {
