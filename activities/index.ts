@@ -17,7 +17,7 @@ import type { ModelGateway } from '../models/gateway';
 import { createModelPlanner } from '../planner/model';
 import { stepRecipients } from '../policy';
 import { planOffline } from '../planner/offline';
-import type { PlanGoalInput, ProposedPlan } from '../shared/activity-io';
+import type { GoalTransitionInput, PlanGoalInput, ProposedPlan } from '../shared/activity-io';
 import { createApprovalActivities } from '../state/approvals';
 import { createGoalStateActivities } from '../state/goals';
 import { createToolActivities } from '../tools/activities';
@@ -67,6 +67,7 @@ export function createActivities(given: ActivityDeps) {
           workingSetTokens: deps.workingSetTokens,
         })
       : async (input: PlanGoalInput) => planOffline(input));
+  const goalState = createGoalStateActivities(deps.prisma);
   return {
     /** Proposes a plan for a goal: the model planner with a model configured, else the offline planner. */
     async planGoal(input: PlanGoalInput): Promise<ProposedPlan> {
@@ -75,7 +76,7 @@ export function createActivities(given: ActivityDeps) {
       // and a model's plan may name no one else the goal does not name.
       return { ...plan, knownRecipients: await knownRecipients(deps.prisma, plan.steps) };
     },
-    ...createGoalStateActivities(deps.prisma),
+    ...goalState,
     ...createApprovalActivities(deps.prisma, deps.memory, {
       trustSuggestAfter: deps.trustSuggestAfter,
       faults: deps.faults,
@@ -84,6 +85,21 @@ export function createActivities(given: ActivityDeps) {
     ...createCompactionActivities({ prisma: deps.prisma, memory: deps.memory }),
     /** After a goal ends: the episodic memory of what happened. */
     rememberGoal: (input: { goalId: string }) => rememberGoal(deps, input),
+    /**
+     * A goal's end in one activity (one local activity instead of two for the workflow): its record (status,
+     * cost, outcome and event, as transitionGoal), then its episodic memory (as rememberGoal). The memory is worth
+     * having, not worth failing the end over, nor worth writing the end again for: its failure is answered, not
+     * thrown, and the workflow asks again with rememberGoal, retried on its own.
+     */
+    async finishGoal(input: GoalTransitionInput): Promise<{ memoryError?: string }> {
+      await goalState.transitionGoal(input);
+      try {
+        await rememberGoal(deps, { goalId: input.goalId });
+        return {};
+      } catch (err) {
+        return { memoryError: err instanceof Error ? err.message : String(err) };
+      }
+    },
   };
 }
 

@@ -68,6 +68,8 @@ export interface TestEngine {
     models?: ActivityDeps['models'];
     slack?: ActivityDeps['slack'];
     webhook?: ActivityDeps['webhook'];
+    /** Wraps the worker's memory service (a test that makes it fail). */
+    memory?: (memory: MemoryService) => MemoryService;
   }): Promise<RunningWorker>;
   /** A worker process (workers/main.ts) on this engine; a variable given as `undefined` is removed from its environment. */
   spawnWorker(env?: Record<string, string | undefined>): Promise<ChildWorker>;
@@ -249,7 +251,7 @@ export async function startEngine(opts: EngineOptions = {}): Promise<TestEngine>
         models: workerOpts.models,
         slack: workerOpts.slack,
         webhook: workerOpts.webhook,
-        memory: workerMemory,
+        memory: workerOpts.memory ? workerOpts.memory(workerMemory) : workerMemory,
         dataConverter,
       });
       const running = worker.run();

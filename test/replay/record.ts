@@ -22,7 +22,9 @@ const OUT = path.join(__dirname, 'histories');
  * new histories are written as <shape>-<tag>.json beside the old ones, and
  * files that exist are never overwritten. v1 histories carry no tag.
  */
-const RECORD_TAG = 'v7-lean-goal';
+const RECORD_TAG = 'v8-finish-goal';
+// (The *-v7-decision-after-accept emails were recorded by the code of 829bdae: the lean path with decisions
+// recorded once Temporal holds their acceptance, the generation just before v8.)
 /** The tag of histories of goals started with a model configured (budget reservations). */
 const MODEL_RECORD_TAG = 'v5-model-budget';
 /** Goals that pin a policy, planned by a model (recipient guard), replanned after a rejection with a comment. */

@@ -80,7 +80,7 @@ test('there are recorded histories of each goal shape', async () => {
   );
 });
 
-test('histories of every workflow generation are kept: no memory, memory as an activity, as a local activity, decisions answered once recorded, model budgets, replans, the lean path', async () => {
+test('histories of every workflow generation are kept: no memory, memory as an activity, as a local activity, decisions answered once recorded, model budgets, replans, the lean path, the end in one activity', async () => {
   const generations = (await histories()).map((h) => patchIds(h.json).join(',') || '(none)');
   expect(new Set(generations)).toEqual(
     new Set([
@@ -94,6 +94,10 @@ test('histories of every workflow generation are kept: no memory, memory as an a
       'keel-budget-reservation,keel-recipient-guard,keel-decide-answers-when-recorded,keel-replan-after-start,keel-episodic-memory-local',
       // The lean path: planning in a local activity, every older patch implied by this one (no marker each).
       'keel-lean-goal',
+      // ... with decisions recorded by an activity once Temporal holds their acceptance.
+      'keel-lean-goal,keel-decision-recorded-after-accept',
+      // Its second step: the end recorded and remembered in one local activity; it implies the lean path.
+      'keel-finish-goal',
     ]),
   );
 });

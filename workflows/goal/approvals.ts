@@ -176,12 +176,16 @@ export function createApprovals(run: GoalRun) {
         ...(d.key ? { key: d.key } : {}),
         ...(d.shownHash ? { shownHash: d.shownHash } : {}),
       };
-      const recorded = patched(DECISION_AFTER_ACCEPT_PATCH)
-        ? await acts.byPreset.db.recordDecision.executeWithOptions(
-            { summary: uiSummary(`Record the ${d.decision === 'approve' ? 'approval' : 'rejection'}: ${step.title}`) },
-            [input],
-          )
-        : await acts.book.recordDecision(input);
+      // A run on the finish-in-one path has this change without a marker of its own (FINISH_GOAL_PATCH implies it).
+      const recorded =
+        run.finishInOne || patched(DECISION_AFTER_ACCEPT_PATCH)
+          ? await acts.byPreset.db.recordDecision.executeWithOptions(
+              {
+                summary: uiSummary(`Record the ${d.decision === 'approve' ? 'approval' : 'rejection'}: ${step.title}`),
+              },
+              [input],
+            )
+          : await acts.book.recordDecision(input);
       approval.status = recorded.status;
       approval.decidedBy = d.actor;
       approval.comment = d.comment;

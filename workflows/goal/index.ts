@@ -21,7 +21,7 @@ import {
 } from '@temporalio/workflow';
 import { cancelSignal, decideSignal, decideUpdate, stateQuery } from '../messages';
 import { DEFAULT_POLICY } from '../../policy';
-import type { PlanRevision } from '../../shared/activity-io';
+import type { GoalTransitionInput, PlanRevision } from '../../shared/activity-io';
 import type { GoalInput, GoalResult } from '../types';
 import { createApprovals } from './approvals';
 import { createBudget } from './budget';
@@ -39,6 +39,12 @@ export const EPISODIC_MEMORY_LOCAL_PATCH = 'keel-episodic-memory-local';
 /** patched() id: a rejected approval with a comment (or a failed step the policy names) leads to a new plan. */
 export const REPLAN_PATCH = 'keel-replan-after-start';
 
+/** Whether finishGoal wrote the episodic memory; when it could not, why is logged and rememberGoal asks again. */
+function rememberedBy({ memoryError }: { memoryError?: string }): boolean {
+  if (memoryError) log.warn('Could not write the episodic memory with the end of the goal', { error: memoryError });
+  return !memoryError;
+}
+
 /** Runs one goal to completed, failed or cancelled. */
 export async function goalWorkflow(goal: GoalInput): Promise<GoalResult> {
   const run = createGoalRun(goal);
@@ -48,6 +54,8 @@ export async function goalWorkflow(goal: GoalInput): Promise<GoalResult> {
   const budget = createBudget(run, approvals);
   const runner = createRunner(run, approvals, budget);
   let cancelRequest: { reason: string; actor: string } | undefined;
+  /** Whether the goal's end was remembered with its record (finishGoal). */
+  let remembered = false;
   let mainScope: CancellationScope | undefined;
 
   // --- handlers: what people and the API can ask of a running goal ---------
@@ -93,7 +101,7 @@ export async function goalWorkflow(goal: GoalInput): Promise<GoalResult> {
     });
     const outcome = [...state.plan.steps].reverse().find((s) => s.status === 'completed' && s.output)?.output;
     run.publishStatus('completed');
-    await acts.book.transitionGoal({
+    const end: GoalTransitionInput = {
       goalId: goal.goalId,
       status: 'completed',
       event: { type: 'goal.completed' },
@@ -101,7 +109,9 @@ export async function goalWorkflow(goal: GoalInput): Promise<GoalResult> {
       planChurn: state.planChurn,
       outcome,
       finished: true,
-    });
+    };
+    if (run.finishInOne) remembered = rememberedBy(await acts.book.finishGoal(end));
+    else await acts.book.transitionGoal(end);
     result = { goalId: goal.goalId, status: 'completed', outcome };
   } catch (err) {
     const cancelled = isCancellation(err) || cancelRequest !== undefined;
@@ -111,7 +121,7 @@ export async function goalWorkflow(goal: GoalInput): Promise<GoalResult> {
       const status = cancelled ? 'cancelled' : 'failed';
       state.error = reason;
       run.publishStatus(status);
-      await acts.book.transitionGoal({
+      const end: GoalTransitionInput = {
         goalId: goal.goalId,
         status,
         event: {
@@ -123,18 +133,23 @@ export async function goalWorkflow(goal: GoalInput): Promise<GoalResult> {
         planChurn: state.planChurn,
         error: reason,
         finished: true,
-      });
+      };
+      if (run.finishInOne) remembered = rememberedBy(await acts.book.finishGoal(end));
+      else await acts.book.transitionGoal(end);
       return { goalId: goal.goalId, status, error: reason } satisfies GoalResult;
     });
   }
 
   // Added after the first release (histories recorded before it replay without it), then moved to a
   // local activity to save a task-queue round trip per goal; runs that recorded the first version keep it.
-  const rememberGoal = run.hasPatch(EPISODIC_MEMORY_LOCAL_PATCH)
-    ? acts.book.rememberGoal
-    : patched(EPISODIC_MEMORY_PATCH)
-      ? acts.byPreset.model.rememberGoal
-      : undefined;
+  // Since FINISH_GOAL_PATCH the end's own activity writes it, and this asks again only when that failed.
+  const rememberGoal = remembered
+    ? undefined
+    : run.hasPatch(EPISODIC_MEMORY_LOCAL_PATCH)
+      ? acts.book.rememberGoal
+      : patched(EPISODIC_MEMORY_PATCH)
+        ? acts.byPreset.model.rememberGoal
+        : undefined;
   if (rememberGoal) {
     await CancellationScope.nonCancellable(async () => {
       try {

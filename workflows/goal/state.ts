@@ -27,12 +27,22 @@ import type { GoalInput, GoalState, StepState } from '../types';
  */
 export const LEAN_GOAL_PATCH = 'keel-lean-goal';
 
+/**
+ * patched() id of the lean path's second step: a goal's end is recorded and
+ * remembered in one local activity (finishGoal) instead of two. It stands
+ * for LEAN_GOAL_PATCH and for the patches after it
+ * (keel-decision-recorded-after-accept), so a run carries one patch marker
+ * again; runs recorded before it replay as they ran.
+ */
+export const FINISH_GOAL_PATCH = 'keel-finish-goal';
+
 /** One goal run: its input, state and activities, shared by the planning, approval and step code. */
 export type GoalRun = ReturnType<typeof createGoalRun>;
 
 /** Called first thing in the workflow, so the lean patch's marker is the run's first command. */
 export function createGoalRun(goal: GoalInput) {
-  const lean = patched(LEAN_GOAL_PATCH);
+  const finishInOne = patched(FINISH_GOAL_PATCH);
+  const lean = finishInOne || patched(LEAN_GOAL_PATCH);
   // Model calls go to the queue pinned in the goal's input, so a run keeps scheduling them where it began even
   // when the configuration changes; runs without it (all runs from before it existed) use the goal's own queue.
   const modelOptions: ActivityOptions = goal.settings.modelTaskQueue
@@ -79,6 +89,8 @@ export function createGoalRun(goal: GoalInput) {
     state,
     /** Whether this run takes the lean path (LEAN_GOAL_PATCH). */
     lean,
+    /** Whether this run records and remembers its end in one local activity (FINISH_GOAL_PATCH). */
+    finishInOne,
     /**
      * patched(id) for a change older than the lean path: a lean run has it
      * without asking (no marker, no upsert); an older run asks as it always did.
