@@ -14,7 +14,12 @@ import { bundleKeelWorkflows } from '../workers/bundle';
 import { startEngine, type TestEngine } from '../test/helpers/engine';
 import type { GoalResult } from '../workflows/types';
 import { createGoal } from '../state/intake';
-import { bareApprovalWorkflow, bareGoalWorkflow, bareRecordedNoteWorkflow } from './workflows';
+import {
+  bareApprovalWorkflow,
+  bareGoalWorkflow,
+  bareRecordedEmailWorkflow,
+  bareRecordedNoteWorkflow,
+} from './workflows';
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const { resolveTemporalCli } = require('../scripts/temporal-cli.js') as {
@@ -164,20 +169,35 @@ export async function startBareGoal(client: Client, taskQueue: string, shape: Go
 }
 
 /**
- * Stores a note goal as the API does (state/intake.ts) and starts the bare baseline that calls every activity a
- * Keel note goal calls (bareRecordedNoteWorkflow) on `taskQueue`: its workflow id.
+ * Stores a goal of `shape` as the API does (state/intake.ts) and starts the bare baseline that calls every
+ * activity a Keel goal of that shape calls (bareRecordedNoteWorkflow, bareRecordedEmailWorkflow) on
+ * `taskQueue`: its workflow id.
  */
-export async function startBareRecordedNote(engine: TestEngine, taskQueue: string, i: number): Promise<string> {
-  const n = noteGoal(i);
-  const { goal } = await createGoal(
-    engine.db.prisma,
-    { title: n.title, kind: 'note', input: { text: n.text } },
-    'bench',
-  );
-  await engine.temporal.client.workflow.start(bareRecordedNoteWorkflow, {
+export async function startBareRecordedGoal(
+  engine: TestEngine,
+  taskQueue: string,
+  shape: GoalShape,
+  i: number,
+): Promise<string> {
+  const stored = (title: string, kind: string, input: Record<string, unknown>) =>
+    createGoal(engine.db.prisma, { title, kind, input }, 'bench').then((r) => r.goal);
+  const { client } = engine.temporal;
+  if (shape === 'note') {
+    const n = noteGoal(i);
+    const goal = await stored(n.title, 'note', { text: n.text });
+    await client.workflow.start(bareRecordedNoteWorkflow, {
+      workflowId: goal.workflowId,
+      taskQueue,
+      args: [{ goalId: goal.id, title: n.title, text: n.text }],
+    });
+    return goal.workflowId;
+  }
+  const e = emailGoal(i);
+  const goal = await stored(e.title, 'email', { to: e.to, purpose: e.purpose });
+  await client.workflow.start(bareRecordedEmailWorkflow, {
     workflowId: goal.workflowId,
     taskQueue,
-    args: [{ goalId: goal.id, title: n.title, text: n.text }],
+    args: [{ goalId: goal.id, title: e.title, to: e.to, purpose: e.purpose }],
   });
   return goal.workflowId;
 }

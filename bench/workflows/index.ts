@@ -1,3 +1,3 @@
 /** The benchmark's workflow bundle: Keel's own workflows plus the bare baselines, which stay out of production. */
 export * from '../../workflows';
-export { bareApprovalWorkflow, bareGoalWorkflow, bareRecordedNoteWorkflow } from './bare';
+export { bareApprovalWorkflow, bareGoalWorkflow, bareRecordedEmailWorkflow, bareRecordedNoteWorkflow } from './bare';
