@@ -2,7 +2,7 @@
  * The worker of `npm run bench:load`, in a process of its own so that its
  * memory and CPU are its own: the production worker (createWorkerFromConfig,
  * configured by the environment the benchmark gives it) and, beside it on
- * BENCH_BARE_TASK_QUEUE, a worker of the bare baselines (their own bundle,
+ * BENCH_BARE_TASK_QUEUE and BENCH_RECORDS_TASK_QUEUE, workers of the bare baselines (their own bundle,
  * BENCH_BARE_BUNDLE) running the same activity functions; reporting over IPC
  * twice a second its RSS, heap, CPU time, the sticky cache's size and the SQL
  * statements it sent. `gc` asks for a collection first (the benchmark starts
@@ -56,16 +56,14 @@ async function run() {
   });
   // The baseline that calls every activity Keel's note goals call: the bare bundle on a queue of its own, so the
   // SDK core's metrics (per task queue) keep the two baselines apart.
-  const records = process.env.BENCH_RECORDS_TASK_QUEUE
-    ? await Worker.create({
-        connection,
-        namespace: config.temporal.namespace,
-        taskQueue: process.env.BENCH_RECORDS_TASK_QUEUE,
-        workflowBundle: { codePath: required('BENCH_BARE_BUNDLE') },
-        activities,
-      })
-    : undefined;
-  const workers = records ? [worker, bare, records] : [worker, bare];
+  const records = await Worker.create({
+    connection,
+    namespace: config.temporal.namespace,
+    taskQueue: required('BENCH_RECORDS_TASK_QUEUE'),
+    workflowBundle: { codePath: required('BENCH_BARE_BUNDLE') },
+    activities,
+  });
+  const workers = [worker, bare, records];
   const status = (): WorkerStatus => {
     const cpu = process.cpuUsage();
     const mem = process.memoryUsage();
