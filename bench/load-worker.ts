@@ -47,22 +47,18 @@ async function run() {
   const { worker, close, connection, activities } = await createWorkerFromConfig(config);
   if (!worker || !activities)
     throw new Error('the benchmark needs the goal worker: unset KEEL_WORKER_ROLE or set it to all');
-  const bare = await Worker.create({
-    connection,
-    namespace: config.temporal.namespace,
-    taskQueue: required('BENCH_BARE_TASK_QUEUE'),
-    workflowBundle: { codePath: required('BENCH_BARE_BUNDLE') },
-    activities,
-  });
-  // The baseline that calls every activity Keel's note goals call: the bare bundle on a queue of its own, so the
-  // SDK core's metrics (per task queue) keep the two baselines apart.
-  const records = await Worker.create({
-    connection,
-    namespace: config.temporal.namespace,
-    taskQueue: required('BENCH_RECORDS_TASK_QUEUE'),
-    workflowBundle: { codePath: required('BENCH_BARE_BUNDLE') },
-    activities,
-  });
+  // The baselines' bundle, on one queue per baseline, so the SDK core's metrics (per task queue) keep them apart:
+  // the steps only, and every activity Keel's goals call.
+  const baseline = (taskQueue: string) =>
+    Worker.create({
+      connection,
+      namespace: config.temporal.namespace,
+      taskQueue,
+      workflowBundle: { codePath: required('BENCH_BARE_BUNDLE') },
+      activities,
+    });
+  const bare = await baseline(required('BENCH_BARE_TASK_QUEUE'));
+  const records = await baseline(required('BENCH_RECORDS_TASK_QUEUE'));
   const workers = [worker, bare, records];
   const status = (): WorkerStatus => {
     const cpu = process.cpuUsage();
