@@ -7,6 +7,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, type WriteStream } from 'node:fs';
 import path from 'node:path';
+import { FAULT_HIT_MARKER } from '../../lib/faults';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 
@@ -24,6 +25,13 @@ export interface Supervised {
   readonly child: ChildProcess | undefined;
   /** Exits nobody asked for, each followed by a restart. */
   readonly unplannedExits: number;
+  /**
+   * The unplanned exits that are not part of the plan: a life that was serving (printed `ready`) and ended
+   * without reaching a planted crash (lib/faults.ts prints its marker first). A process that cannot start
+   * while Temporal is down exits before `ready`, which is expected and not counted here. Each entry ends
+   * with the last lines that life printed.
+   */
+  readonly crashes: readonly string[];
   /** Starts (or restarts) the process and resolves once it printed `ready`. */
   start(): Promise<void>;
   /** Sends `signal` and waits for the exit; the supervisor does not restart it. */
@@ -49,6 +57,7 @@ export function supervise(opts: SuperviseOptions): Supervised {
   let child: ChildProcess | undefined;
   let wanted = false;
   let unplanned = 0;
+  const crashes: string[] = [];
   let all = '';
   const log: WriteStream = createWriteStream(opts.logFile, { flags: 'a' });
 
@@ -63,9 +72,12 @@ export function supervise(opts: SuperviseOptions): Supervised {
       live.add(c);
       let seen = '';
       let ready = false;
+      // What this life printed (its last part): a crash is told by what it printed before it went.
+      let life = '';
       const onData = (chunk: Buffer) => {
         const text = chunk.toString();
         all += text;
+        life = (life + text).slice(-20_000);
         log.write(text);
         if (opts.onLine) for (const line of text.split('\n')) if (line) opts.onLine(line);
         if (!ready) {
@@ -87,6 +99,10 @@ export function supervise(opts: SuperviseOptions): Supervised {
         if (!ready) reject(new Error(`${opts.name} exited (${code ?? signal}) before it was ready`));
         if (wanted) {
           unplanned++;
+          if (ready && !(signal === 'SIGKILL' && life.includes(FAULT_HIT_MARKER))) {
+            const tail = life.trimEnd().split('\n').slice(-25).join('\n');
+            crashes.push(`${opts.name} exited (${code ?? signal}) after:\n${tail}`);
+          }
           setTimeout(() => void relaunch(), opts.restartDelayMs ?? 1000).unref();
         }
       });
@@ -112,6 +128,9 @@ export function supervise(opts: SuperviseOptions): Supervised {
     },
     get unplannedExits() {
       return unplanned;
+    },
+    get crashes() {
+      return crashes;
     },
     async start() {
       wanted = true;

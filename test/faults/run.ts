@@ -15,8 +15,9 @@
  * At the end it checks, and prints one `name: value` line per figure: goals
  * completed / failed cleanly / stuck (0), side effects duplicated (0, counted
  * at the receivers), approvals lost (0), goal starts lost (0), audit events
- * missing (0), `state:rebuild` differences (0), and recovery time after each
- * fault kind. A failing run prints its seed; `--seed N` replays the same
+ * missing (0), `state:rebuild` differences (0), processes crashed (0: a
+ * serving process that died without a planted crash), and recovery time after
+ * each fault kind. A failing run prints its seed; `--seed N` replays the same
  * schedule of goals, channels and faults.
  */
 import { spawnSync } from 'node:child_process';
@@ -970,6 +971,12 @@ async function check(
     'unplanned process exits (restarted)',
     [p.api, ...p.workers].reduce((n, s) => n + s.unplannedExits, 0),
   );
+  // Of those, the ones no fault planned: a serving process that died on its own (planted crashes and
+  // starts refused while Temporal is down are the rest). The supervisor restarted them, but an operator
+  // without one would have lost the process.
+  const crashes = [p.api, ...p.workers].flatMap((s) => s.crashes);
+  for (const c of crashes) say(`crash: ${c}`);
+  figure('processes crashed', crashes.length, crashes.length === 0);
   figure('seed', SEED);
 }
 
