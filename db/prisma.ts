@@ -11,13 +11,21 @@ export type Db = PrismaClient;
  * command" to every backend), and pg-pool listens only while the connection sits idle in the pool: one
  * checked out between queries has no listener, and the emit became an uncaught exception that killed the
  * process (seen once in the long fault suite: a worker gone at a PostgreSQL restart). The lost connection
- * is not news to anyone: a query running on it rejects with the same error, and the pool drops it when it
- * comes back (or at once, if it was idle).
+ * is not news to its holder: a query running on it rejects with the same error, and the pool drops it when
+ * it comes back (or at once, if it was idle). The one case nobody else hears of is logged.
  */
 export function createPool(databaseUrl: string, opts: { max?: number } = {}): Pool {
   const pool = new Pool({ connectionString: databaseUrl, max: opts.max ?? 10 });
   pool.on('connect', (client) => {
-    client.on('error', () => undefined);
+    let said = false;
+    client.on('error', (err: Error) => {
+      // Alone on the connection means nobody held a listener: the case that used to kill the process, and
+      // rare enough to say, once per connection (the socket's end follows the server's message as a second
+      // error). An idle connection has the pool's listener, one running a query has the query's.
+      if (said || client.listenerCount('error') !== 1) return;
+      said = true;
+      console.warn(`[db] the server closed a connection in use: ${err.message}; the pool replaces it`);
+    });
   });
   // What the pool reports of an idle connection it has dropped (Prisma's adapter listens too).
   pool.on('error', () => undefined);
