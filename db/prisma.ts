@@ -4,6 +4,9 @@ import { PrismaClient } from '../generated/prisma/client';
 
 export type Db = PrismaClient;
 
+/** How a log line of {@link createPool} begins when the server closed a connection nobody listened on. */
+export const CONNECTION_CLOSED_IN_USE = '[db] the server closed a connection in use';
+
 /**
  * The node-postgres pool under Keel's Prisma clients. Every connection it opens carries an `error` listener
  * for its whole life. node-postgres emits `error` on a connection the server closes while nobody is running
@@ -24,7 +27,7 @@ export function createPool(databaseUrl: string, opts: { max?: number } = {}): Po
       // error). An idle connection has the pool's listener, one running a query has the query's.
       if (said || client.listenerCount('error') !== 1) return;
       said = true;
-      console.warn(`[db] the server closed a connection in use: ${err.message}; the pool replaces it`);
+      console.warn(`${CONNECTION_CLOSED_IN_USE}: ${err.message}; the pool replaces it`);
     });
   });
   // What the pool reports of an idle connection it has dropped (Prisma's adapter listens too).

@@ -72,12 +72,11 @@ export function supervise(opts: SuperviseOptions): Supervised {
       live.add(c);
       let seen = '';
       let ready = false;
-      // What this life printed (its last part): a crash is told by what it printed before it went.
-      let life = '';
+      // Where this life's output starts in `all`: a crash is told by what it printed before it went.
+      const lifeStart = all.length;
       const onData = (chunk: Buffer) => {
         const text = chunk.toString();
         all += text;
-        life = (life + text).slice(-20_000);
         log.write(text);
         if (opts.onLine) for (const line of text.split('\n')) if (line) opts.onLine(line);
         if (!ready) {
@@ -92,6 +91,7 @@ export function supervise(opts: SuperviseOptions): Supervised {
       c.stderr!.on('data', onData);
       c.once('exit', (code, signal) => {
         live.delete(c);
+        const life = all.slice(lifeStart);
         const line = `\n[supervisor] ${opts.name} exited (${code ?? signal})\n`;
         all += line;
         log.write(line);

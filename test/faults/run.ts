@@ -28,6 +28,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
 import { DefaultLogger, Runtime } from '@temporalio/worker';
 import { bundleKeelWorkflows } from '../../workers/bundle';
+import { CONNECTION_CLOSED_IN_USE } from '../../db/prisma';
 import { Client as PgClient } from 'pg';
 import { prng } from '../../lib/prng';
 import { planOffline } from '../../planner/offline';
@@ -981,10 +982,7 @@ async function check(
   // two queries, now logged and replaced. Counted, not failed: PostgreSQL restarts are the suite's own.
   figure(
     'database connections closed in use (logged)',
-    [p.api, ...p.workers].reduce(
-      (n, s) => n + (s.output().match(/\[db\] the server closed a connection in use/g)?.length ?? 0),
-      0,
-    ),
+    [p.api, ...p.workers].reduce((n, s) => n + s.output().split(CONNECTION_CLOSED_IN_USE).length - 1, 0),
   );
   figure('seed', SEED);
 }

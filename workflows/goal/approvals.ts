@@ -3,15 +3,7 @@
  * decision (the `decide` signal or update), escalates after the first
  * deadline and expires after the second.
  */
-import {
-  ApplicationFailure,
-  CancellationScope,
-  condition,
-  isCancellation,
-  log,
-  patched,
-  uuid4,
-} from '@temporalio/workflow';
+import { ApplicationFailure, CancellationScope, condition, isCancellation, log, uuid4 } from '@temporalio/workflow';
 import { decidedStatus, isFinished, type Decision } from '../../shared/goal';
 import type { PlannedStep } from '../../shared/plan';
 import type { ApprovalState, StepState } from '../types';
@@ -176,16 +168,14 @@ export function createApprovals(run: GoalRun) {
         ...(d.key ? { key: d.key } : {}),
         ...(d.shownHash ? { shownHash: d.shownHash } : {}),
       };
-      // A run on the finish-in-one path has this change without a marker of its own (FINISH_GOAL_PATCH implies it).
-      const recorded =
-        run.finishInOne || patched(DECISION_AFTER_ACCEPT_PATCH)
-          ? await acts.byPreset.db.recordDecision.executeWithOptions(
-              {
-                summary: uiSummary(`Record the ${d.decision === 'approve' ? 'approval' : 'rejection'}: ${step.title}`),
-              },
-              [input],
-            )
-          : await acts.book.recordDecision(input);
+      const recorded = run.hasPatchBeforeFinish(DECISION_AFTER_ACCEPT_PATCH)
+        ? await acts.byPreset.db.recordDecision.executeWithOptions(
+            {
+              summary: uiSummary(`Record the ${d.decision === 'approve' ? 'approval' : 'rejection'}: ${step.title}`),
+            },
+            [input],
+          )
+        : await acts.book.recordDecision(input);
       approval.status = recorded.status;
       approval.decidedBy = d.actor;
       approval.comment = d.comment;

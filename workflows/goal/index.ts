@@ -39,12 +39,6 @@ export const EPISODIC_MEMORY_LOCAL_PATCH = 'keel-episodic-memory-local';
 /** patched() id: a rejected approval with a comment (or a failed step the policy names) leads to a new plan. */
 export const REPLAN_PATCH = 'keel-replan-after-start';
 
-/** Whether finishGoal wrote the episodic memory; when it could not, why is logged and rememberGoal asks again. */
-function rememberedBy({ memoryError }: { memoryError?: string }): boolean {
-  if (memoryError) log.warn('Could not write the episodic memory with the end of the goal', { error: memoryError });
-  return !memoryError;
-}
-
 /** Runs one goal to completed, failed or cancelled. */
 export async function goalWorkflow(goal: GoalInput): Promise<GoalResult> {
   const run = createGoalRun(goal);
@@ -56,6 +50,16 @@ export async function goalWorkflow(goal: GoalInput): Promise<GoalResult> {
   let cancelRequest: { reason: string; actor: string } | undefined;
   /** Whether the goal's end was remembered with its record (finishGoal). */
   let remembered = false;
+  /**
+   * Records the goal's end: with its episodic memory in one local activity on the finish-in-one path (a memory
+   * that failed there is logged and asked again by rememberGoal below), else the record alone.
+   */
+  async function finish(end: GoalTransitionInput): Promise<void> {
+    if (!run.finishInOne) return acts.book.transitionGoal(end);
+    const { memoryError } = await acts.book.finishGoal(end);
+    if (memoryError) log.warn('Could not write the episodic memory with the end of the goal', { error: memoryError });
+    remembered = !memoryError;
+  }
   let mainScope: CancellationScope | undefined;
 
   // --- handlers: what people and the API can ask of a running goal ---------
@@ -101,7 +105,7 @@ export async function goalWorkflow(goal: GoalInput): Promise<GoalResult> {
     });
     const outcome = [...state.plan.steps].reverse().find((s) => s.status === 'completed' && s.output)?.output;
     run.publishStatus('completed');
-    const end: GoalTransitionInput = {
+    await finish({
       goalId: goal.goalId,
       status: 'completed',
       event: { type: 'goal.completed' },
@@ -109,9 +113,7 @@ export async function goalWorkflow(goal: GoalInput): Promise<GoalResult> {
       planChurn: state.planChurn,
       outcome,
       finished: true,
-    };
-    if (run.finishInOne) remembered = rememberedBy(await acts.book.finishGoal(end));
-    else await acts.book.transitionGoal(end);
+    });
     result = { goalId: goal.goalId, status: 'completed', outcome };
   } catch (err) {
     const cancelled = isCancellation(err) || cancelRequest !== undefined;
@@ -121,7 +123,7 @@ export async function goalWorkflow(goal: GoalInput): Promise<GoalResult> {
       const status = cancelled ? 'cancelled' : 'failed';
       state.error = reason;
       run.publishStatus(status);
-      const end: GoalTransitionInput = {
+      await finish({
         goalId: goal.goalId,
         status,
         event: {
@@ -133,9 +135,7 @@ export async function goalWorkflow(goal: GoalInput): Promise<GoalResult> {
         planChurn: state.planChurn,
         error: reason,
         finished: true,
-      };
-      if (run.finishInOne) remembered = rememberedBy(await acts.book.finishGoal(end));
-      else await acts.book.transitionGoal(end);
+      });
       return { goalId: goal.goalId, status, error: reason } satisfies GoalResult;
     });
   }

@@ -96,6 +96,12 @@ export function createGoalRun(goal: GoalInput) {
      * without asking (no marker, no upsert); an older run asks as it always did.
      */
     hasPatch: (id: string) => lean || patched(id),
+    /**
+     * patched(id) for a change between the lean path and FINISH_GOAL_PATCH
+     * (keel-decision-recorded-after-accept): a finish-in-one run has it
+     * without asking; a lean run from before it asks.
+     */
+    hasPatchBeforeFinish: (id: string) => finishInOne || patched(id),
     publishStatus,
     /** While steps run, the status says whether anything waits for a person. */
     refreshRunningStatus() {
